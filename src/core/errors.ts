@@ -7,7 +7,8 @@ export type EaselErrorCode =
   | "unknown_scheduler"
   | "tokenizer_file"
   | "model_file"
-  | "not_supported";
+  | "not_supported"
+  | "config";
 
 /** The one error class of easel; SDK errors are translated into it at the edge. */
 export class EaselError extends Error {

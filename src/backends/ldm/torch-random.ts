@@ -44,7 +44,10 @@ export function toSeed(seed: number | bigint | string): bigint {
     value = BigInt(seed);
   } else {
     if (!/^\d{1,20}$/.test(seed.trim())) {
-      throw new EaselError("invalid_argument", `seed must be a whole number from 0 to 18446744073709551615 (got "${seed.slice(0, 40)}")`);
+      throw new EaselError(
+        "invalid_argument",
+        `seed must be a whole number from 0 to 18446744073709551615 (got "${seed.slice(0, 40)}")`,
+      );
     }
     value = BigInt(seed.trim());
   }
@@ -103,7 +106,10 @@ export class TorchGenerator {
   randn(shape: readonly number[] | number): Float32Array {
     const count = typeof shape === "number" ? shape : shape.reduce((a, b) => a * b, 1);
     if (!Number.isSafeInteger(count) || count < 0) {
-      throw new EaselError("invalid_argument", `randn needs a non-negative whole element count (got ${count})`);
+      throw new EaselError(
+        "invalid_argument",
+        `randn needs a non-negative whole element count (got ${count})`,
+      );
     }
     const out = new Float32Array(count);
     this.randnInto(out);

@@ -1,0 +1,132 @@
+import { resolve } from "node:path";
+import dotenv from "dotenv";
+import { z } from "zod";
+import { EaselError } from "./core/errors.ts";
+
+/**
+ * easel's configuration: `.env` (via dotenv) and the environment, validated with zod. This is the only module
+ * that reads `process.env`; every name is documented in `.env.example` and DESIGN.md.
+ */
+
+/** Defaults declared once; `.env.example` shows the same values. */
+export const DEFAULT_CONFIG = {
+  modelsDir: "./models",
+  dataDir: "./data",
+  device: "auto",
+  slackPort: 3000,
+  openaiImageModel: "gpt-image-1",
+} as const;
+
+const DEVICES = ["auto", "cuda", "cpu"] as const;
+type Device = (typeof DEVICES)[number];
+
+const optionalString = z
+  .string()
+  .transform((s) => s.trim())
+  .optional()
+  .transform((s) => (s === "" || s === undefined ? undefined : s));
+const optionalUrl = (name: string) =>
+  optionalString.refine((s) => s === undefined || URL.canParse(s), { message: `${name} must be a full URL (https://…)` });
+
+const EnvSchema = z.object({
+  DISCORD_TOKEN: optionalString,
+  DISCORD_GUILD_ID: optionalString.refine((s) => s === undefined || /^\d{17,20}$/.test(s), {
+    message: "DISCORD_GUILD_ID must be a Discord server id (17–20 digits)",
+  }),
+  DISCORD_API_BASE: optionalUrl("DISCORD_API_BASE"),
+  SLACK_BOT_TOKEN: optionalString,
+  SLACK_APP_TOKEN: optionalString,
+  SLACK_SIGNING_SECRET: optionalString,
+  SLACK_API_URL: optionalUrl("SLACK_API_URL"),
+  SLACK_PORT: optionalString
+    .refine((s) => s === undefined || (/^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= 65535), {
+      message: "SLACK_PORT must be a port number from 1 to 65535",
+    })
+    .transform((s) => (s === undefined ? undefined : Number(s))),
+  OPENAI_API_KEY: optionalString,
+  OPENAI_BASE_URL: optionalUrl("OPENAI_BASE_URL"),
+  OPENAI_IMAGE_MODEL: optionalString,
+  EASEL_MODELS_DIR: optionalString,
+  EASEL_MODEL: optionalString,
+  EASEL_DEVICE: optionalString
+    .refine((s) => s === undefined || DEVICES.includes(s as Device), {
+      message: "EASEL_DEVICE must be auto, cuda or cpu",
+    })
+    .transform((s) => s as Device | undefined),
+  EASEL_DATA_DIR: optionalString,
+  EASEL_ADMIN_IDS: optionalString,
+});
+
+/** The validated configuration every other module receives (they never read the environment). */
+export interface Config {
+  discord: { token?: string; guildId?: string; apiBase?: string };
+  slack: { botToken?: string; appToken?: string; signingSecret?: string; apiUrl?: string; port: number };
+  openai: { apiKey?: string; baseUrl?: string; imageModel: string };
+  modelsDir: string;
+  model?: string;
+  device: Device;
+  dataDir: string;
+  adminIds: string[];
+}
+
+/** Drops undefined members so optional fields stay absent (exactOptionalPropertyTypes). */
+function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], undefined> } {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as {
+    [K in keyof T]: Exclude<T[K], undefined>;
+  };
+}
+
+/**
+ * Validates an environment (default: `.env` merged under `process.env`) into a Config, or throws a `config`
+ * EaselError naming each bad variable.
+ */
+export function loadConfig(env?: Record<string, string | undefined>): Config {
+  let source = env;
+  if (source === undefined) {
+    dotenv.config({ quiet: true });
+    source = process.env;
+  }
+  const parsed = EnvSchema.safeParse(source);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => issue.message).join("; ");
+    throw new EaselError("config", `Configuration error: ${problems}`);
+  }
+  const e = parsed.data;
+  const modelsDir = resolve(e.EASEL_MODELS_DIR ?? DEFAULT_CONFIG.modelsDir);
+  return {
+    discord: defined({ token: e.DISCORD_TOKEN, guildId: e.DISCORD_GUILD_ID, apiBase: e.DISCORD_API_BASE }),
+    slack: {
+      ...defined({
+        botToken: e.SLACK_BOT_TOKEN,
+        appToken: e.SLACK_APP_TOKEN,
+        signingSecret: e.SLACK_SIGNING_SECRET,
+        apiUrl: e.SLACK_API_URL,
+      }),
+      port: e.SLACK_PORT ?? DEFAULT_CONFIG.slackPort,
+    },
+    openai: {
+      ...defined({ apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL }),
+      imageModel: e.OPENAI_IMAGE_MODEL ?? DEFAULT_CONFIG.openaiImageModel,
+    },
+    modelsDir,
+    ...defined({ model: e.EASEL_MODEL }),
+    device: e.EASEL_DEVICE ?? DEFAULT_CONFIG.device,
+    dataDir: resolve(e.EASEL_DATA_DIR ?? DEFAULT_CONFIG.dataDir),
+    adminIds: (e.EASEL_ADMIN_IDS ?? "")
+      .split(",")
+      .map((id) => id.trim())
+      .filter((id) => id !== ""),
+  };
+}
+
+/** Which platforms have what they need to start, and what is missing for the others (named by variable). */
+export function platformReadiness(config: Config): { ready: string[]; missing: string[] } {
+  const ready: string[] = [];
+  const missing: string[] = [];
+  if (config.discord.token) ready.push("discord");
+  else missing.push("Discord: set DISCORD_TOKEN");
+  if (config.slack.botToken && (config.slack.appToken || config.slack.signingSecret)) ready.push("slack");
+  else if (config.slack.botToken) missing.push("Slack: set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)");
+  else missing.push("Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET)");
+  return { ready, missing };
+}
