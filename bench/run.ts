@@ -1,0 +1,6 @@
+import { benchRandn } from "./randn.ts";
+import { benchTokenizer } from "./tokenizer.ts";
+
+/** `npm run bench`: every benchmark, one `key: value` line per figure, all measured in this run. */
+benchTokenizer();
+benchRandn();

@@ -1,0 +1,55 @@
+import { resolve } from "node:path";
+import { describe, expect, it } from "vitest";
+import { DEFAULT_CONFIG, loadConfig, platformReadiness } from "../src/config.ts";
+import { isEaselError } from "../src/core/errors.ts";
+
+function configError(env: Record<string, string>): string {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    expect(isEaselError(err, "config")).toBe(true);
+    return (err as Error).message;
+  }
+  throw new Error("expected a configuration error");
+}
+
+describe("configuration", () => {
+  it("applies the documented defaults", () => {
+    const config = loadConfig({});
+    expect(config.modelsDir).toBe(resolve(DEFAULT_CONFIG.modelsDir));
+    expect(config.dataDir).toBe(resolve(DEFAULT_CONFIG.dataDir));
+    expect(config.device).toBe("auto");
+    expect(config.slack.port).toBe(3000);
+    expect(config.openai.imageModel).toBe(DEFAULT_CONFIG.openaiImageModel);
+    expect(config.adminIds).toEqual([]);
+    expect(config.discord).toEqual({});
+  });
+
+  it("treats empty values as unset and splits admin ids", () => {
+    const config = loadConfig({ DISCORD_TOKEN: "  ", EASEL_ADMIN_IDS: " 1, 2 ,,3", EASEL_DEVICE: "cpu" });
+    expect(config.discord.token).toBeUndefined();
+    expect(config.adminIds).toEqual(["1", "2", "3"]);
+    expect(config.device).toBe("cpu");
+  });
+
+  it.each([
+    [{ SLACK_PORT: "99999" }, "SLACK_PORT"],
+    [{ SLACK_PORT: "http" }, "SLACK_PORT"],
+    [{ EASEL_DEVICE: "gpu" }, "EASEL_DEVICE"],
+    [{ DISCORD_API_BASE: "not a url" }, "DISCORD_API_BASE"],
+    [{ DISCORD_GUILD_ID: "my-server" }, "DISCORD_GUILD_ID"],
+  ])("names the variable in error for %j", (env, variable) => {
+    expect(configError(env)).toContain(variable);
+  });
+
+  it("says which tokens are missing when no platform can start", () => {
+    const readiness = platformReadiness(loadConfig({}));
+    expect(readiness.ready).toEqual([]);
+    expect(readiness.missing.join("\n")).toContain("DISCORD_TOKEN");
+    expect(readiness.missing.join("\n")).toContain("SLACK_BOT_TOKEN");
+    const slackHalf = platformReadiness(loadConfig({ SLACK_BOT_TOKEN: "xoxb-test" }));
+    expect(slackHalf.missing.join("\n")).toContain("SLACK_APP_TOKEN");
+    const both = platformReadiness(loadConfig({ DISCORD_TOKEN: "t", SLACK_BOT_TOKEN: "b", SLACK_APP_TOKEN: "a" }));
+    expect(both.ready).toEqual(["discord", "slack"]);
+  });
+});
