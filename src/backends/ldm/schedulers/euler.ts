@@ -1,0 +1,122 @@
+import type { TorchGenerator } from "../torch-random.ts";
+import { BaseScheduler, sigmaTable, spacedTimesteps } from "./base.ts";
+import type { SchedulerConfig } from "./config.ts";
+import { f32, karrasSigmas, npInterpIndex, sigmaToT } from "./math.ts";
+import type { SchedulerName, StepOutput } from "./types.ts";
+
+/**
+ * What diffusers' EulerDiscrete and EulerAncestralDiscrete share: float timesteps, sigmas interpolated from the
+ * training sigma table (optionally re-spaced as Karras sigmas), the init-noise rule and √(σ²+1) input scaling.
+ */
+export abstract class SigmaScheduler extends BaseScheduler {
+  readonly timestepKind = "float";
+  /** σ(t) for every training timestep, float32. */
+  private readonly table: Float32Array;
+  private readonly logTable: Float32Array;
+  /** The current sigmas, always set: before setTimesteps diffusers has the whole table (so init σ is σmax). */
+  protected sigmaValues: Float32Array;
+
+  constructor(name: SchedulerName, config: SchedulerConfig) {
+    super(name, config);
+    let alphasCumprod = this.schedule.alphasCumprod;
+    if (config.rescale_betas_zero_snr) {
+      // diffusers keeps the last ᾱ slightly above zero so σ stays finite.
+      alphasCumprod = alphasCumprod.slice();
+      alphasCumprod[alphasCumprod.length - 1] = 2 ** -24;
+    }
+    this.table = sigmaTable(alphasCumprod);
+    this.logTable = this.table.map((s) => Math.log(s));
+    this.sigmaValues = Float32Array.from([...this.table].reverse().concat(0));
+  }
+
+  /** σmax for linspace/trailing spacing, √(σmax²+1) for leading, in float32 as diffusers computes it. */
+  get initNoiseSigma(): number {
+    let max = 0;
+    for (const s of this.sigmaValues) max = Math.max(max, s);
+    if (this.config.timestep_spacing === "linspace" || this.config.timestep_spacing === "trailing")
+      return max;
+    return f32(Math.sqrt(f32(f32(max * max) + 1)));
+  }
+
+  protected computeTimesteps(steps: number): void {
+    const config = this.config;
+    // np.float32 timesteps, then np.interp in float64 between integer training timesteps.
+    let timesteps = spacedTimesteps(config, steps).map(f32);
+    let sigmas = timesteps.map((t) => npInterpIndex(t, this.table));
+    if (config.use_karras_sigmas) {
+      const sigmaMin = config.sigma_min ?? (sigmas[sigmas.length - 1] as number);
+      const sigmaMax = config.sigma_max ?? (sigmas[0] as number);
+      sigmas = karrasSigmas(sigmaMin, sigmaMax, steps);
+      timesteps = sigmas.map((s) => f32(sigmaToT(s, this.logTable)));
+    }
+    const last = config.final_sigmas_type === "sigma_min" ? (this.table[0] as number) : 0;
+    this.sigmaValues = Float32Array.from([...sigmas, last]);
+    this.sigmaList = this.sigmaValues;
+    if (config.timestep_type === "continuous" && config.prediction_type === "v_prediction") {
+      // EDM-style conditioning: the UNet takes c_noise = ¼·ln σ instead of a training timestep.
+      timesteps = [...this.sigmaValues.subarray(0, -1)].map((s) => f32(0.25 * f32(Math.log(s))));
+    }
+    this.timestepList = Object.freeze(timesteps);
+  }
+
+  override scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+    this.checkIndex(stepIndex);
+    const sigma = this.sigmaValues[stepIndex] as number;
+    const divisor = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
+    const out = new Float32Array(sample.length);
+    for (let i = 0; i < sample.length; i++) out[i] = (sample[i] as number) / divisor;
+    return out;
+  }
+
+  /** Euler's `add_noise` is k-diffusion's x = x0 + σ·noise. */
+  protected override noiseScales(stepIndex: number): [number, number] {
+    return [1, this.sigmaValues[stepIndex] as number];
+  }
+
+  /** x0 from the model output at σ, per prediction type (diffusers' `pred_original_sample`), float32 ops. */
+  protected predictOriginal(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float32Array {
+    const x0 = new Float32Array(sample.length);
+    switch (this.config.prediction_type) {
+      case "epsilon":
+        for (let i = 0; i < x0.length; i++)
+          x0[i] = (sample[i] as number) - f32(sigma * (modelOutput[i] as number));
+        break;
+      case "v_prediction": {
+        const variance = f32(f32(sigma * sigma) + 1);
+        const outScale = f32(-sigma / f32(Math.sqrt(variance)));
+        for (let i = 0; i < x0.length; i++) {
+          x0[i] = f32((modelOutput[i] as number) * outScale) + f32((sample[i] as number) / variance);
+        }
+        break;
+      }
+      case "sample":
+        x0.set(modelOutput);
+        break;
+    }
+    return x0;
+  }
+}
+
+/**
+ * diffusers' EulerDiscreteScheduler (k-diffusion's Euler, s_churn = 0 so it never draws noise). Also serves
+ * "euler_trailing", the same class with trailing spacing that SD-Turbo ships.
+ */
+export class EulerScheduler extends SigmaScheduler {
+  protected stepAt(
+    modelOutput: Float32Array,
+    stepIndex: number,
+    sample: Float32Array,
+    _generator: TorchGenerator | undefined,
+  ): StepOutput {
+    const sigma = this.sigmaValues[stepIndex] as number;
+    const dt = f32((this.sigmaValues[stepIndex + 1] as number) - sigma);
+    const x0 = this.predictOriginal(modelOutput, sample, sigma);
+    const prev = new Float32Array(sample.length);
+    for (let i = 0; i < prev.length; i++) {
+      const x = sample[i] as number;
+      const derivative = f32(f32(x - (x0[i] as number)) / sigma);
+      prev[i] = x + f32(derivative * dt);
+    }
+    return { prevSample: prev, denoised: x0 };
+  }
+}

@@ -1,0 +1,141 @@
+import { EaselError } from "../../../core/errors.ts";
+import type { TorchGenerator } from "../torch-random.ts";
+import { BaseScheduler, spacedTimesteps } from "./base.ts";
+import type { SchedulerConfig } from "./config.ts";
+import { f32, roundHalfEven, torchAt } from "./math.ts";
+import type { SchedulerName, StepOutput } from "./types.ts";
+
+/**
+ * diffusers' PNDMScheduler in its PLMS form (`skip_prk_steps`, what Stable Diffusion ships): linear multistep
+ * over the last four model outputs. The second timestep is repeated: the second call re-does the first step
+ * with the average of both outputs (a Heun-like warm-up), so there are steps + 1 UNet calls.
+ * The Runge–Kutta warm-up (`skip_prk_steps: false`) is not implemented; easel always runs PLMS.
+ */
+export class PndmScheduler extends BaseScheduler {
+  readonly timestepKind = "int";
+  readonly initNoiseSigma = 1;
+  private readonly finalAlphaCumprod: number;
+  private stepsRequested = 0;
+  /** Past model outputs, newest last (diffusers' `ets`), at most four. */
+  private ets: Float32Array[] = [];
+  /** The sample the first step started from, re-used by the repeated second call. */
+  private firstSample: Float32Array | undefined;
+  private counter = 0;
+
+  constructor(name: SchedulerName, config: SchedulerConfig) {
+    if (config.prediction_type === "sample") {
+      throw new EaselError("not_supported", 'PNDMScheduler: prediction_type "sample" is not supported');
+    }
+    super(name, config);
+    this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : (this.schedule.alphasCumprod[0] as number);
+  }
+
+  protected computeTimesteps(steps: number): void {
+    this.stepsRequested = steps;
+    const ascending = spacedTimesteps(this.config, steps).map(roundHalfEven).reverse();
+    // concat(ts[:-1], ts[-2:-1], ts[-1:])[::-1]: the second-to-last ascending entry appears twice.
+    const plms = [...ascending.slice(0, -1), ...ascending.slice(-2, -1), ...ascending.slice(-1)].reverse();
+    this.timestepList = Object.freeze(plms);
+    this.ets = [];
+    this.firstSample = undefined;
+    this.counter = 0;
+  }
+
+  protected stepAt(
+    modelOutput: Float32Array,
+    stepIndex: number,
+    sample: Float32Array,
+    _generator: TorchGenerator | undefined,
+  ): StepOutput {
+    const ratio = Math.floor(this.config.num_train_timesteps / this.stepsRequested);
+    let timestep = this.timestepList[stepIndex] as number;
+    let prevTimestep = timestep - ratio;
+    if (this.counter !== 1) {
+      this.ets = this.ets.slice(-3);
+      this.ets.push(modelOutput.slice());
+    } else {
+      // The repeated call: redo the step from the first timestep with the averaged output.
+      prevTimestep = timestep;
+      timestep = timestep + ratio;
+    }
+
+    let eps: Float32Array;
+    let start = sample;
+    const e = this.ets;
+    const n = sample.length;
+    if (e.length === 1 && this.counter === 0) {
+      eps = modelOutput;
+      this.firstSample = sample.slice();
+    } else if (e.length === 1 && this.counter === 1) {
+      const e1 = e[0] as Float32Array;
+      eps = new Float32Array(n);
+      for (let i = 0; i < n; i++) eps[i] = f32((modelOutput[i] as number) + (e1[i] as number)) / 2;
+      start = this.firstSample ?? sample;
+      this.firstSample = undefined;
+    } else {
+      eps = plmsCombination(e, n);
+    }
+
+    const prev = this.previousSample(start, timestep, prevTimestep, eps);
+    this.counter++;
+    return { prevSample: prev };
+  }
+
+  /** diffusers' `_get_prev_sample` (PNDM paper eq. 9) in float32 ops. */
+  private previousSample(sample: Float32Array, timestep: number, prevTimestep: number, eps: Float32Array) {
+    const ac = this.schedule.alphasCumprod;
+    const alphaT = torchAt(ac, timestep);
+    const alphaPrev = prevTimestep >= 0 ? torchAt(ac, prevTimestep) : this.finalAlphaCumprod;
+    const betaT = f32(1 - alphaT);
+    const betaPrev = f32(1 - alphaPrev);
+    const n = sample.length;
+    let output = eps;
+    if (this.config.prediction_type === "v_prediction") {
+      const sqrtAlpha = f32(Math.sqrt(alphaT));
+      const sqrtBeta = f32(Math.sqrt(betaT));
+      output = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        output[i] = f32(sqrtAlpha * (eps[i] as number)) + f32(sqrtBeta * (sample[i] as number));
+      }
+    }
+    const sampleCoeff = f32(Math.sqrt(f32(alphaPrev / alphaT)));
+    const denom = f32(
+      f32(alphaT * f32(Math.sqrt(betaPrev))) + f32(Math.sqrt(f32(f32(alphaT * betaT) * alphaPrev))),
+    );
+    const diff = f32(alphaPrev - alphaT);
+    const prev = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      prev[i] = f32(sampleCoeff * (sample[i] as number)) - f32(f32(diff * (output[i] as number)) / denom);
+    }
+    return prev;
+  }
+}
+
+/** The Adams–Bashforth combination of the last 2, 3 or 4 model outputs, as diffusers writes it (float32 ops). */
+function plmsCombination(e: readonly Float32Array[], n: number): Float32Array {
+  const out = new Float32Array(n);
+  const k = e.length;
+  const e1 = e[k - 1] as Float32Array;
+  const e2 = e[k - 2] as Float32Array;
+  if (k === 2) {
+    for (let i = 0; i < n; i++) out[i] = f32(f32(3 * (e1[i] as number)) - (e2[i] as number)) / 2;
+  } else if (k === 3) {
+    const e3 = e[0] as Float32Array;
+    for (let i = 0; i < n; i++) {
+      const sum = f32(
+        f32(f32(23 * (e1[i] as number)) - f32(16 * (e2[i] as number))) + f32(5 * (e3[i] as number)),
+      );
+      out[i] = sum / 12;
+    }
+  } else {
+    const e3 = e[k - 3] as Float32Array;
+    const e4 = e[k - 4] as Float32Array;
+    const oneOver24 = f32(1 / 24);
+    for (let i = 0; i < n; i++) {
+      const a = f32(f32(55 * (e1[i] as number)) - f32(59 * (e2[i] as number)));
+      const b = f32(f32(a + f32(37 * (e3[i] as number))) - f32(9 * (e4[i] as number)));
+      out[i] = oneOver24 * b;
+    }
+  }
+  return out;
+}
