@@ -1,6 +1,8 @@
 import { benchRandn } from "./randn.ts";
+import { benchScheduler } from "./scheduler.ts";
 import { benchTokenizer } from "./tokenizer.ts";
 
 /** `npm run bench`: every benchmark, one `key: value` line per figure, all measured in this run. */
 benchTokenizer();
 benchRandn();
+benchScheduler();

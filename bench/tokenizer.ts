@@ -18,13 +18,18 @@ export function benchTokenizer(): void {
     if (tokenizer.tokenize(candidate).textTokenCount > 75) break;
     prompt = candidate;
   }
-  if (tokenizer.tokenize(prompt).textTokenCount !== 75) throw new Error("benchmark prompt does not fill 75 tokens");
+  if (tokenizer.tokenize(prompt).textTokenCount !== 75)
+    throw new Error("benchmark prompt does not fill 75 tokens");
   const warm = timeRuns(() => tokenizer.tokenize(prompt), 2000, 200);
   report("tokenizer_encode_us", quantile(warm, 0.5) * 1000, 1);
   // The same prompt with BPE's word cache emptied before each call: the cost of words never seen before.
-  const cold = timeRuns(() => {
-    tokenizer.clearCache();
-    tokenizer.tokenize(prompt);
-  }, 500, 50);
+  const cold = timeRuns(
+    () => {
+      tokenizer.clearCache();
+      tokenizer.tokenize(prompt);
+    },
+    500,
+    50,
+  );
   report("tokenizer_encode_uncached_us", quantile(cold, 0.5) * 1000, 1);
 }

@@ -11,7 +11,9 @@ const binDir = join(ortDir, "bin", "napi-v6", process.platform, process.arch);
 const providers = ["libonnxruntime_providers_cuda.so", "libonnxruntime_providers_shared.so"];
 
 if (process.platform !== "linux" || process.arch !== "x64") {
-  console.error(`setup:cuda: onnxruntime-node ships CUDA support for Linux x64 only (this is ${process.platform}/${process.arch}).`);
+  console.error(
+    `setup:cuda: onnxruntime-node ships CUDA support for Linux x64 only (this is ${process.platform}/${process.arch}).`,
+  );
   process.exit(1);
 }
 

@@ -17,7 +17,9 @@ Usage:
 The bot itself starts with \`npm start\`.`;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -32,12 +34,15 @@ function tokenize(args: string[]): void {
   const folder =
     values.tokenizer ?? (config.model ? join(config.modelsDir, config.model, "tokenizer") : undefined);
   if (folder === undefined) {
-    throw new Error("easel tokenize needs --tokenizer DIR, or EASEL_MODEL naming a model folder with a tokenizer/");
+    throw new Error(
+      "easel tokenize needs --tokenizer DIR, or EASEL_MODEL naming a model folder with a tokenizer/",
+    );
   }
   const tokenizer = ClipTokenizer.fromFolder(folder);
   const result = tokenizer.tokenize(prompt);
   console.log(`tokens: ${result.textTokenCount} (limit ${tokenizer.config.contextLength - 2})`);
-  if (result.truncatedCount > 0) console.log(`cut: ${result.truncatedCount} tokens past the limit are ignored`);
+  if (result.truncatedCount > 0)
+    console.log(`cut: ${result.truncatedCount} tokens past the limit are ignored`);
   console.log(`input_ids: ${Array.from(result.inputIds).join(" ")}`);
 }
 

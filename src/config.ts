@@ -26,7 +26,9 @@ const optionalString = z
   .optional()
   .transform((s) => (s === "" || s === undefined ? undefined : s));
 const optionalUrl = (name: string) =>
-  optionalString.refine((s) => s === undefined || URL.canParse(s), { message: `${name} must be a full URL (https://…)` });
+  optionalString.refine((s) => s === undefined || URL.canParse(s), {
+    message: `${name} must be a full URL (https://…)`,
+  });
 
 const EnvSchema = z.object({
   DISCORD_TOKEN: optionalString,
@@ -126,7 +128,8 @@ export function platformReadiness(config: Config): { ready: string[]; missing: s
   if (config.discord.token) ready.push("discord");
   else missing.push("Discord: set DISCORD_TOKEN");
   if (config.slack.botToken && (config.slack.appToken || config.slack.signingSecret)) ready.push("slack");
-  else if (config.slack.botToken) missing.push("Slack: set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)");
+  else if (config.slack.botToken)
+    missing.push("Slack: set SLACK_APP_TOKEN (Socket Mode) or SLACK_SIGNING_SECRET (HTTP)");
   else missing.push("Slack: set SLACK_BOT_TOKEN and SLACK_APP_TOKEN (or SLACK_SIGNING_SECRET)");
   return { ready, missing };
 }

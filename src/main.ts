@@ -10,7 +10,10 @@ function main(): number {
   const { ready, missing } = platformReadiness(config);
   if (ready.length === 0) {
     console.error(
-      ["easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).", ...missing]
+      [
+        "easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).",
+        ...missing,
+      ]
         .map((line, i) => (i === 0 ? line : `  - ${line}`))
         .join("\n"),
     );

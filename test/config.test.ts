@@ -49,7 +49,9 @@ describe("configuration", () => {
     expect(readiness.missing.join("\n")).toContain("SLACK_BOT_TOKEN");
     const slackHalf = platformReadiness(loadConfig({ SLACK_BOT_TOKEN: "xoxb-test" }));
     expect(slackHalf.missing.join("\n")).toContain("SLACK_APP_TOKEN");
-    const both = platformReadiness(loadConfig({ DISCORD_TOKEN: "t", SLACK_BOT_TOKEN: "b", SLACK_APP_TOKEN: "a" }));
+    const both = platformReadiness(
+      loadConfig({ DISCORD_TOKEN: "t", SLACK_BOT_TOKEN: "b", SLACK_APP_TOKEN: "a" }),
+    );
     expect(both.ready).toEqual(["discord", "slack"]);
   });
 });

@@ -44,7 +44,8 @@ describe("grid", () => {
     ];
     const grid = makeGrid(colors.map((c) => solid(4, 2, c)));
     expect([grid.width, grid.height]).toEqual([8, 4]);
-    const pixel = (x: number, y: number) => Array.from(grid.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3));
+    const pixel = (x: number, y: number) =>
+      Array.from(grid.data.subarray((y * 8 + x) * 3, (y * 8 + x) * 3 + 3));
     expect(pixel(0, 0)).toEqual(colors[0]);
     expect(pixel(7, 1)).toEqual(colors[1]);
     expect(pixel(0, 3)).toEqual(colors[2]);
@@ -92,6 +93,8 @@ describe("A1111 parameters text", () => {
       model: "m",
       denoisingStrength: 0.6,
     });
-    expect(text).toBe("p\nSteps: 4, Sampler: DPM++ 2M Karras, CFG scale: 1, Seed: 7, Size: 64x64, Model: m, Denoising strength: 0.6");
+    expect(text).toBe(
+      "p\nSteps: 4, Sampler: DPM++ 2M Karras, CFG scale: 1, Seed: 7, Size: 64x64, Model: m, Denoising strength: 0.6",
+    );
   });
 });

@@ -8,7 +8,9 @@ export type EaselErrorCode =
   | "tokenizer_file"
   | "model_file"
   | "not_supported"
-  | "config";
+  | "config"
+  | "device_unavailable"
+  | "cancelled";
 
 /** The one error class of easel; SDK errors are translated into it at the edge. */
 export class EaselError extends Error {

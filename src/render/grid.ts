@@ -5,7 +5,7 @@ import type { RgbImage } from "./png.ts";
  * Tiles same-sized images into one grid, row by row: 2 images side by side, 3–4 in a 2×2 grid (as Midjourney
  * shows variants, so "V2" means the top-right one). Plain row copies: no resampling is needed.
  */
-export function makeGrid(images: readonly RgbImage[], columns = images.length <= 2 ? images.length : 2): RgbImage {
+export function makeGrid(images: readonly RgbImage[], columns = Math.min(images.length, 2)): RgbImage {
   const first = images[0];
   if (first === undefined) throw new EaselError("invalid_argument", "a grid needs at least one image");
   const { width, height } = first;

@@ -44,16 +44,30 @@ function chunk(type: string, data: Buffer): Buffer {
 
 function textChunk(keyword: string, value: string): Buffer {
   if (!/^[\x20-\x7e]{1,79}$/.test(keyword)) {
-    throw new EaselError("invalid_argument", `PNG text keyword "${keyword}" must be 1–79 printable ASCII characters`);
+    throw new EaselError(
+      "invalid_argument",
+      `PNG text keyword "${keyword}" must be 1–79 printable ASCII characters`,
+    );
   }
   // Latin-1 text without NUL fits tEXt; anything else (emoji, CJK) needs iTXt, as PIL does for A1111.
-  if (/^[\x01-\xff]*$/.test(value)) {
-    return chunk("tEXt", Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(value, "latin1")]));
+  const latin1 = [...value].every((ch) => {
+    const code = ch.codePointAt(0) ?? 0;
+    return code > 0 && code <= 0xff;
+  });
+  if (latin1) {
+    return chunk(
+      "tEXt",
+      Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(value, "latin1")]),
+    );
   }
   // iTXt: keyword, NUL, compression flag 0, method 0, empty language tag NUL, empty translated keyword NUL, UTF-8.
   return chunk(
     "iTXt",
-    Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0, 0, 0, 0, 0]), Buffer.from(value.replaceAll("\0", ""), "utf8")]),
+    Buffer.concat([
+      Buffer.from(keyword, "latin1"),
+      Buffer.from([0, 0, 0, 0, 0]),
+      Buffer.from(value.replaceAll("\0", ""), "utf8"),
+    ]),
   );
 }
 
@@ -82,7 +96,8 @@ export function readPngText(png: Uint8Array): Record<string, string> {
     } else if (type === "iTXt" && nul > 0 && data[nul + 1] === 0) {
       const language = data.indexOf(0, nul + 3);
       const translated = data.indexOf(0, language + 1);
-      if (language >= 0 && translated >= 0) out[data.toString("latin1", 0, nul)] = data.toString("utf8", translated + 1);
+      if (language >= 0 && translated >= 0)
+        out[data.toString("latin1", 0, nul)] = data.toString("utf8", translated + 1);
     }
     if (type === "IEND") break;
     offset += 12 + length;
