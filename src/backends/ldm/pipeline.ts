@@ -1,0 +1,481 @@
+import { EaselError } from "../../core/errors.ts";
+import { fromFloat16Array, toFloat16Array } from "./float16.ts";
+import type { FloatType, LdmModel } from "./ldm-model.ts";
+import { ort } from "./onnx-session.ts";
+import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
+import { MAX_USER_SEED, TorchGenerator } from "./torch-random.ts";
+
+/**
+ * The latent diffusion pipeline: text encoder → a denoising loop over the UNet driven by a scheduler → VAE
+ * decoder, as diffusers' StableDiffusion(Img2Img)Pipeline does it, on one loaded LdmModel. It produces raw RGB;
+ * PNG encoding happens in src/render. Image i of a call uses seed+i alone, so any image can be reproduced by
+ * itself with its own seed.
+ */
+
+/** Raw interleaved RGB pixels. */
+export interface RgbPixels {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+/** One generate call. `init` turns it into img2img. */
+export interface GenerateParams {
+  prompt: string;
+  negativePrompt?: string;
+  seed: number;
+  steps: number;
+  guidance: number;
+  scheduler: string;
+  width: number;
+  height: number;
+  /** Images in this call, 1..MAX_IMAGES; image i uses seed + i. */
+  count: number;
+  /** img2img: a start image already at width × height, and how much of it to repaint (0 < strength ≤ 1). */
+  init?: { image: RgbPixels; strength: number };
+  /** A preview every k steps (0: none). */
+  previewEvery?: number;
+}
+
+/** Progress after each UNet step; `previews` (one per image, at latent resolution) every `previewEvery` steps. */
+export interface GenerateProgress {
+  step: number;
+  total: number;
+  previews?: RgbPixels[];
+}
+
+/** Where the time went: `sessionMs` is time inside onnxruntime's `session.run`. */
+export interface GenerateTimings {
+  totalMs: number;
+  sessionMs: number;
+  textEncoderMs: number;
+  unetMs: number;
+  vaeMs: number;
+  previewMs: number;
+  previews: number;
+}
+
+/** The settings a call really ran with (after defaults and rounding), and what was changed or cut. */
+export interface GenerateResult {
+  images: { pixels: RgbPixels; seed: number }[];
+  scheduler: SchedulerName;
+  steps: number;
+  /** UNet steps actually run (img2img runs fewer: steps × strength). */
+  denoisingSteps: number;
+  guidance: number;
+  width: number;
+  height: number;
+  strength: number | undefined;
+  tokens: { count: number; truncated: number; negativeTruncated: number };
+  notes: string[];
+  timings: GenerateTimings;
+}
+
+/** Hooks into a running call. */
+export interface GenerateHooks {
+  /** Checked before every UNet call; an aborted call stops with a `cancelled` error. */
+  signal?: AbortSignal;
+  onProgress?: (progress: GenerateProgress) => void;
+}
+
+/** Pipeline limits; the engine may apply lower ones. */
+export const PIPELINE_LIMITS = {
+  minSize: 64,
+  maxSize: 2048,
+  maxImages: 8,
+  maxGuidance: 50,
+  maxPromptChars: 100_000,
+} as const;
+
+/**
+ * SD 1.x latent channels → RGB, the widely used linear approximation of the VAE decoder (used for cheap
+ * previews in A1111 and ComfyUI). Rows: latent channel; columns: R, G, B.
+ */
+const LATENT_RGB_FACTORS = [
+  [0.3512, 0.2297, 0.3227],
+  [0.325, 0.4974, 0.235],
+  [-0.2829, 0.1762, 0.2721],
+  [-0.212, -0.2616, -0.7177],
+] as const;
+
+function refuse(message: string): never {
+  throw new EaselError("invalid_argument", message);
+}
+
+function checkNumber(name: string, value: number, min: number, max: number, integer: boolean): void {
+  if (
+    typeof value !== "number" ||
+    !Number.isFinite(value) ||
+    value < min ||
+    value > max ||
+    (integer && !Number.isInteger(value))
+  ) {
+    refuse(
+      `${name} must be ${integer ? "a whole number" : "a number"} from ${min} to ${max} (got ${String(value)})`,
+    );
+  }
+}
+
+/** Rounds a size down to a multiple of 8 (the VAE's factor), noting the change; refuses what cannot be used. */
+function roundSize(name: string, value: number, notes: string[]): number {
+  checkNumber(name, value, PIPELINE_LIMITS.minSize, PIPELINE_LIMITS.maxSize, true);
+  const rounded = Math.floor(value / 8) * 8;
+  if (rounded !== value) notes.push(`${name} ${value} rounded down to ${rounded} (a multiple of 8)`);
+  return rounded;
+}
+
+/** Checks and completes the parameters; every refusal names the parameter and its valid range. */
+export function validateParams(params: GenerateParams): { width: number; height: number; notes: string[] } {
+  const notes: string[] = [];
+  if (typeof params.prompt !== "string") refuse("prompt must be text");
+  if (params.prompt.length > PIPELINE_LIMITS.maxPromptChars) {
+    refuse(
+      `prompt must be at most ${PIPELINE_LIMITS.maxPromptChars} characters (got ${params.prompt.length})`,
+    );
+  }
+  checkNumber("seed", params.seed, 0, MAX_USER_SEED, true);
+  checkNumber("steps", params.steps, 1, MAX_STEPS, true);
+  checkNumber("guidance", params.guidance, 0, PIPELINE_LIMITS.maxGuidance, false);
+  checkNumber("count", params.count, 1, PIPELINE_LIMITS.maxImages, true);
+  if (params.seed + params.count - 1 > MAX_USER_SEED) {
+    refuse(`seed + count - 1 must stay within 0..${MAX_USER_SEED} (image i uses seed + i)`);
+  }
+  if (params.previewEvery !== undefined) checkNumber("previewEvery", params.previewEvery, 0, MAX_STEPS, true);
+  const width = roundSize("width", params.width, notes);
+  const height = roundSize("height", params.height, notes);
+  if (params.init) {
+    checkNumber("strength", params.init.strength, Number.MIN_VALUE, 1, false);
+    const { image } = params.init;
+    if (image.width !== width || image.height !== height || image.data.length !== width * height * 3) {
+      refuse(`the init image must be ${width}×${height} RGB (got ${image.width}×${image.height})`);
+    }
+  }
+  return { width, height, notes };
+}
+
+/** onnxruntime `run` with the time spent inside it added to a counter. */
+class TimedRunner {
+  sessionMs = 0;
+
+  async run(
+    session: ort.InferenceSession,
+    feeds: Record<string, ort.Tensor>,
+  ): Promise<{ outputs: ort.InferenceSession.ReturnType; ms: number }> {
+    const start = performance.now();
+    const outputs = await session.run(feeds);
+    const ms = performance.now() - start;
+    this.sessionMs += ms;
+    return { outputs, ms };
+  }
+}
+
+function floatTensor(type: FloatType, data: Float32Array, dims: number[]): ort.Tensor {
+  return type === "float16"
+    ? new ort.Tensor("float16", toFloat16Array(data), dims)
+    : new ort.Tensor("float32", data, dims);
+}
+
+function readFloats(value: ort.OnnxValue | undefined, what: string): Float32Array {
+  const tensor = value as ort.Tensor | undefined;
+  if (tensor === undefined) throw new EaselError("model_file", `${what} produced no output`);
+  if (tensor.type === "float16") return fromFloat16Array(tensor.data as Uint16Array);
+  if (tensor.type === "float32") return tensor.data as Float32Array;
+  throw new EaselError("model_file", `${what} returned ${tensor.type}, expected float32 or float16`);
+}
+
+function timestepTensor(model: LdmModel, t: number, batch: number): ort.Tensor {
+  const { type, shape } = model.io.timestep;
+  const count = shape === "batch" ? batch : 1;
+  const dims = shape === "scalar" ? [] : [count];
+  // numpy's astype(int64) truncates, which is what diffusers feeds int64 UNets for fractional Euler timesteps.
+  if (type === "int64")
+    return new ort.Tensor("int64", new BigInt64Array(count).fill(BigInt(Math.trunc(t))), dims);
+  const values = new Float32Array(count).fill(t);
+  return type === "float16"
+    ? new ort.Tensor("float16", toFloat16Array(values), dims)
+    : new ort.Tensor("float32", values, dims);
+}
+
+/** LCM's guidance embedding (diffusers `get_guidance_scale_embedding`) for w = guidance − 1. */
+export function guidanceEmbedding(guidance: number, dim: number): Float32Array {
+  const w = (guidance - 1) * 1000;
+  const half = Math.floor(dim / 2);
+  const out = new Float32Array(dim);
+  const base = Math.log(10000) / (half - 1);
+  for (let j = 0; j < half; j++) {
+    const arg = Math.fround(w * Math.fround(Math.exp(-j * base)));
+    out[j] = Math.sin(arg);
+    out[half + j] = Math.cos(arg);
+  }
+  return out;
+}
+
+/** One latent (channels-first, [4, h, w]) → a small RGB preview by the fixed linear map. */
+export function latentPreview(latent: Float32Array, latentWidth: number, latentHeight: number): RgbPixels {
+  const plane = latentWidth * latentHeight;
+  const data = new Uint8Array(plane * 3);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      let v = 0;
+      for (let k = 0; k < 4; k++) v += (latent[k * plane + p] as number) * (LATENT_RGB_FACTORS[k]?.[c] ?? 0);
+      data[p * 3 + c] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
+    }
+  }
+  return { width: latentWidth, height: latentHeight, data };
+}
+
+function checkAbort(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new EaselError("cancelled", "generation cancelled");
+}
+
+/** Runs one txt2img or img2img call on `model`. */
+export async function generate(
+  model: LdmModel,
+  params: GenerateParams,
+  hooks: GenerateHooks = {},
+): Promise<GenerateResult> {
+  const started = performance.now();
+  const { width, height, notes } = validateParams(params);
+  const { io } = model;
+  const runner = new TimedRunner();
+  const timings: GenerateTimings = {
+    totalMs: 0,
+    sessionMs: 0,
+    textEncoderMs: 0,
+    unetMs: 0,
+    vaeMs: 0,
+    previewMs: 0,
+    previews: 0,
+  };
+  const count = params.count;
+  const latentH = height / 8;
+  const latentW = width / 8;
+  const latentSize = 4 * latentH * latentW;
+  // LCM embeds guidance in the UNet and SD-Turbo is distilled without it: neither runs the two-branch batch.
+  const cfg = params.guidance > 1 && io.family !== "lcm" && io.family !== "turbo";
+
+  // Text: [negative, positive] in one batch when guiding, as diffusers concatenates them.
+  const positive = model.tokenizer.tokenize(params.prompt);
+  const negative = model.tokenizer.tokenize(params.negativePrompt ?? "");
+  if (positive.truncatedCount > 0)
+    notes.push(`prompt cut: the last ${positive.truncatedCount} tokens exceed CLIP's 75`);
+  if (cfg && negative.truncatedCount > 0)
+    notes.push(`negative prompt cut: ${negative.truncatedCount} tokens over 75`);
+  const prompts = cfg ? [negative.inputIds, positive.inputIds] : [positive.inputIds];
+  const seqLen = positive.inputIds.length;
+  const ids = prompts.flatMap((p) => Array.from(p));
+  const idsTensor =
+    io.inputIdsType === "int64"
+      ? new ort.Tensor(
+          "int64",
+          BigInt64Array.from(ids, (v) => BigInt(v)),
+          [prompts.length, seqLen],
+        )
+      : new ort.Tensor("int32", Int32Array.from(ids), [prompts.length, seqLen]);
+  const text = await runner.run(model.textEncoder, { input_ids: idsTensor });
+  timings.textEncoderMs += text.ms;
+  const embeddings = readFloats(text.outputs[io.textOutput], "text encoder");
+  const perPrompt = embeddings.length / prompts.length;
+  const hidden = perPrompt / seqLen;
+
+  // UNet batch: all unconditional rows first, then all conditional rows.
+  const branches = cfg ? 2 : 1;
+  const batch = count * branches;
+  const hiddenStates = new Float32Array(batch * perPrompt);
+  for (let b = 0; b < branches; b++) {
+    const source = embeddings.subarray(b * perPrompt, (b + 1) * perPrompt);
+    for (let k = 0; k < count; k++) hiddenStates.set(source, (b * count + k) * perPrompt);
+  }
+  const hiddenTensor = floatTensor(io.floatType, hiddenStates, [batch, seqLen, hidden]);
+  const condTensor =
+    io.timestepCondDim === undefined
+      ? undefined
+      : (() => {
+          const one = guidanceEmbedding(params.guidance, io.timestepCondDim);
+          const all = new Float32Array(batch * one.length);
+          for (let r = 0; r < batch; r++) all.set(one, r * one.length);
+          return floatTensor(io.floatType, all, [batch, one.length]);
+        })();
+
+  // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
+  const schedulers: Scheduler[] = [];
+  const generators: TorchGenerator[] = [];
+  for (let k = 0; k < count; k++) {
+    const scheduler = createScheduler(params.scheduler, model.folder.schedulerConfig);
+    scheduler.setTimesteps(params.steps);
+    schedulers.push(scheduler);
+    generators.push(new TorchGenerator(params.seed + k));
+  }
+  const first = schedulers[0] as Scheduler;
+  let startIndex = 0;
+  let latents: Float32Array[];
+  if (params.init) {
+    const initTimesteps = Math.min(Math.floor(params.steps * params.init.strength), params.steps);
+    startIndex = Math.max(params.steps - initTimesteps, 0);
+    if (startIndex >= first.timesteps.length || initTimesteps < 1) {
+      refuse(
+        `strength ${params.init.strength} with ${params.steps} steps runs no step: raise the strength or the steps`,
+      );
+    }
+    const encoded = await encodeInit(model, runner, params.init.image, generators, timings);
+    latents = encoded.map((init, k) => {
+      const noise = (generators[k] as TorchGenerator).randn(latentSize);
+      return (schedulers[k] as Scheduler).addNoise(init, noise, startIndex);
+    });
+  } else {
+    latents = generators.map((g) => {
+      const noise = g.randn(latentSize);
+      for (let i = 0; i < noise.length; i++)
+        noise[i] = Math.fround((noise[i] as number) * first.initNoiseSigma);
+      return noise;
+    });
+  }
+
+  const total = first.timesteps.length - startIndex;
+  const sample = new Float32Array(batch * latentSize);
+  let denoised: (Float32Array | undefined)[] = new Array(count).fill(undefined);
+  for (let i = startIndex; i < first.timesteps.length; i++) {
+    checkAbort(hooks.signal);
+    for (let k = 0; k < count; k++) {
+      const scaled = (schedulers[k] as Scheduler).scaleModelInput(latents[k] as Float32Array, i);
+      for (let b = 0; b < branches; b++) sample.set(scaled, (b * count + k) * latentSize);
+    }
+    const feeds: Record<string, ort.Tensor> = {
+      sample: floatTensor(io.floatType, sample, [batch, 4, latentH, latentW]),
+      timestep: timestepTensor(model, first.timestepForUnet(i), batch),
+      encoder_hidden_states: hiddenTensor,
+    };
+    if (condTensor) feeds.timestep_cond = condTensor;
+    const unet = await runner.run(model.unet, feeds);
+    timings.unetMs += unet.ms;
+    const prediction = readFloats(unet.outputs[io.unetOutput], "UNet");
+    for (let k = 0; k < count; k++) {
+      let eps: Float32Array;
+      if (cfg) {
+        const uncond = prediction.subarray(k * latentSize, (k + 1) * latentSize);
+        const cond = prediction.subarray((count + k) * latentSize, (count + k + 1) * latentSize);
+        eps = new Float32Array(latentSize);
+        for (let j = 0; j < latentSize; j++) {
+          const u = uncond[j] as number;
+          eps[j] = u + params.guidance * ((cond[j] as number) - u);
+        }
+      } else {
+        eps = prediction.slice(k * latentSize, (k + 1) * latentSize);
+      }
+      const out = (schedulers[k] as Scheduler).step(eps, i, latents[k] as Float32Array, generators[k]);
+      latents[k] = out.prevSample;
+      denoised[k] = out.denoised;
+    }
+    const step = i - startIndex + 1;
+    const every = params.previewEvery ?? 0;
+    let previews: RgbPixels[] | undefined;
+    // The last step needs no preview: the finished image follows at once.
+    if (every > 0 && step % every === 0 && step < total) {
+      const t0 = performance.now();
+      previews = latents.map((l, k) => latentPreview(denoised[k] ?? l, latentW, latentH));
+      timings.previewMs += performance.now() - t0;
+      timings.previews += 1;
+    }
+    hooks.onProgress?.({ step, total, ...(previews ? { previews } : {}) });
+  }
+  denoised = [];
+
+  // Decode one image at a time: diffusers does so because fp16 VAE decoders misbehave with batches.
+  const images: GenerateResult["images"] = [];
+  for (let k = 0; k < count; k++) {
+    checkAbort(hooks.signal);
+    const scaled = new Float32Array(latentSize);
+    const latent = latents[k] as Float32Array;
+    for (let j = 0; j < latentSize; j++) scaled[j] = (latent[j] as number) / model.folder.vaeScalingFactor;
+    const decoded = await runner.run(model.vaeDecoder, {
+      [io.vaeDecoderInput]: floatTensor(io.floatType, scaled, [1, 4, latentH, latentW]),
+    });
+    timings.vaeMs += decoded.ms;
+    images.push({
+      pixels: toRgb(readFloats(decoded.outputs[io.vaeDecoderOutput], "VAE decoder"), width, height),
+      seed: params.seed + k,
+    });
+  }
+  timings.sessionMs = runner.sessionMs;
+  timings.totalMs = performance.now() - started;
+  return {
+    images,
+    scheduler: first.name,
+    steps: params.steps,
+    denoisingSteps: total,
+    guidance: params.guidance,
+    width,
+    height,
+    strength: params.init?.strength,
+    tokens: {
+      count: positive.textTokenCount,
+      truncated: positive.truncatedCount,
+      negativeTruncated: negative.truncatedCount,
+    },
+    notes,
+    timings,
+  };
+}
+
+/** VAE output [1, 3, H, W] in about [-1, 1] → RGB bytes, as diffusers: clip(x/2 + 0.5) · 255, rounded. */
+function toRgb(chw: Float32Array, width: number, height: number): RgbPixels {
+  const plane = width * height;
+  if (chw.length !== 3 * plane) {
+    throw new EaselError(
+      "model_file",
+      `VAE decoder returned ${chw.length} values, expected 3×${height}×${width}`,
+    );
+  }
+  const data = new Uint8Array(plane * 3);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) {
+      const v = Math.min(1, Math.max(0, (chw[c * plane + p] as number) / 2 + 0.5));
+      data[p * 3 + c] = Math.round(v * 255);
+    }
+  }
+  return { width, height, data };
+}
+
+/** img2img: the start image through the VAE encoder, one latent per image (each with its own generator). */
+async function encodeInit(
+  model: LdmModel,
+  runner: TimedRunner,
+  image: RgbPixels,
+  generators: TorchGenerator[],
+  timings: GenerateTimings,
+): Promise<Float32Array[]> {
+  const { io } = model;
+  if (model.vaeEncoder === undefined || io.vaeEncoderInput === undefined) {
+    throw new EaselError(
+      "not_supported",
+      `model ${model.folder.name} has no vae_encoder/model.onnx: it cannot start from an image`,
+    );
+  }
+  const { width, height } = image;
+  const plane = width * height;
+  const chw = new Float32Array(3 * plane);
+  for (let p = 0; p < plane; p++) {
+    for (let c = 0; c < 3; c++) chw[c * plane + p] = (image.data[p * 3 + c] as number) / 127.5 - 1;
+  }
+  const encoded = await runner.run(model.vaeEncoder, {
+    [io.vaeEncoderInput]: floatTensor(io.floatType, chw, [1, 3, height, width]),
+  });
+  timings.vaeMs += encoded.ms;
+  const output = readFloats(encoded.outputs[io.vaeEncoderOutput ?? "latent_sample"], "VAE encoder");
+  const latentSize = 4 * (width / 8) * (height / 8);
+  const scale = model.folder.vaeScalingFactor;
+  return generators.map((generator) => {
+    const latent = new Float32Array(latentSize);
+    if (io.vaeEncoderOutput === "latent_parameters") {
+      // DiagonalGaussianDistribution.sample: mean + exp(0.5 · clamp(logvar, -30, 20)) · noise, noise from the seed.
+      const noise = generator.randn(latentSize);
+      for (let j = 0; j < latentSize; j++) {
+        const logvar = Math.min(20, Math.max(-30, output[latentSize + j] as number));
+        latent[j] = scale * ((output[j] as number) + Math.exp(0.5 * logvar) * (noise[j] as number));
+      }
+    } else {
+      for (let j = 0; j < latentSize; j++) latent[j] = scale * (output[j] as number);
+    }
+    return latent;
+  });
+}
