@@ -10,7 +10,9 @@ export type EaselErrorCode =
   | "not_supported"
   | "config"
   | "device_unavailable"
-  | "cancelled";
+  | "cancelled"
+  | "worker_crashed"
+  | "worker_hung";
 
 /** The one error class of easel; SDK errors are translated into it at the edge. */
 export class EaselError extends Error {
