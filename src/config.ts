@@ -15,6 +15,7 @@ export const DEFAULT_CONFIG = {
   device: "auto",
   slackPort: 3000,
   openaiImageModel: "gpt-image-1",
+  hubEndpoint: "https://huggingface.co",
 } as const;
 
 const DEVICES = ["auto", "cuda", "cpu"] as const;
@@ -57,6 +58,8 @@ const EnvSchema = z.object({
     .transform((s) => s as Device | undefined),
   EASEL_DATA_DIR: optionalString,
   EASEL_ADMIN_IDS: optionalString,
+  HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
+  HF_TOKEN: optionalString,
 });
 
 /** The validated configuration every other module receives (they never read the environment). */
@@ -69,6 +72,8 @@ export interface Config {
   device: Device;
   dataDir: string;
   adminIds: string[];
+  /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
+  hub: { endpoint: string; token?: string };
 }
 
 /** Drops undefined members so optional fields stay absent (exactOptionalPropertyTypes). */
@@ -118,6 +123,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       .split(",")
       .map((id) => id.trim())
       .filter((id) => id !== ""),
+    hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
   };
 }
 
