@@ -1,3 +1,4 @@
+import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchTokenizer } from "./tokenizer.ts";
@@ -6,3 +7,4 @@ import { benchTokenizer } from "./tokenizer.ts";
 benchTokenizer();
 benchRandn();
 benchScheduler();
+await benchPipeline();

@@ -417,7 +417,10 @@ export async function generate(
   };
 }
 
-/** VAE output [1, 3, H, W] in about [-1, 1] → RGB bytes, as diffusers: clip(x/2 + 0.5) · 255, rounded. */
+/**
+ * VAE output [1, 3, H, W] in about [-1, 1] → RGB bytes, as diffusers: clip(x/2 + 0.5, 0, 1) · 255, then numpy's
+ * round-half-to-even, which is exactly what a Uint8ClampedArray store does (clamping included).
+ */
 function toRgb(chw: Float32Array, width: number, height: number): RgbPixels {
   const plane = width * height;
   if (chw.length !== 3 * plane) {
@@ -426,14 +429,17 @@ function toRgb(chw: Float32Array, width: number, height: number): RgbPixels {
       `VAE decoder returned ${chw.length} values, expected 3×${height}×${width}`,
     );
   }
-  const data = new Uint8Array(plane * 3);
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      const v = Math.min(1, Math.max(0, (chw[c * plane + p] as number) / 2 + 0.5));
-      data[p * 3 + c] = Math.round(v * 255);
+  const rgb = new Uint8ClampedArray(plane * 3);
+  const f32 = Math.fround;
+  for (let c = 0; c < 3; c++) {
+    const offset = c * plane;
+    for (let p = 0; p < plane; p++) {
+      const v = f32(f32((chw[offset + p] as number) / 2) + 0.5);
+      // Clamping after scaling by 255 equals clip-then-scale; the clamped store does it.
+      rgb[p * 3 + c] = f32(v * 255);
     }
   }
-  return { width, height, data };
+  return { width, height, data: new Uint8Array(rgb.buffer) };
 }
 
 /** img2img: the start image through the VAE encoder, one latent per image (each with its own generator). */

@@ -164,10 +164,18 @@ export class TorchGenerator {
 
   private twist(): void {
     const mt = this.state;
-    for (let k = 0; k < MT_N; k++) {
-      const y = ((mt[k] as number) & UPPER_MASK) | ((mt[(k + 1) % MT_N] as number) & LOWER_MASK);
-      mt[k] = ((mt[(k + MT_M) % MT_N] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0)) >>> 0;
+    // The standard MT19937 recurrence, split at the wrap-around so the hot loop has no modulo.
+    let k = 0;
+    for (; k < MT_N - MT_M; k++) {
+      const y = ((mt[k] as number) & UPPER_MASK) | ((mt[k + 1] as number) & LOWER_MASK);
+      mt[k] = (mt[k + MT_M] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
     }
+    for (; k < MT_N - 1; k++) {
+      const y = ((mt[k] as number) & UPPER_MASK) | ((mt[k + 1] as number) & LOWER_MASK);
+      mt[k] = (mt[k + MT_M - MT_N] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    }
+    const y = ((mt[MT_N - 1] as number) & UPPER_MASK) | ((mt[0] as number) & LOWER_MASK);
+    mt[MT_N - 1] = (mt[MT_M - 1] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
     this.index = 0;
   }
 }

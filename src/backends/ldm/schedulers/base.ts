@@ -1,16 +1,12 @@
 import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { MAX_STEPS, type SchedulerConfig } from "./config.ts";
-import {
-  f32,
-  npArange,
-  npLinspace,
-  roundHalfEven,
-  torchAt,
-  torchCumprodF32,
-  torchLinspaceF32,
-} from "./math.ts";
+import { npArange, npLinspace, roundHalfEven, torchAt, torchCumprodF32, torchLinspaceF32 } from "./math.ts";
 import type { Scheduler, SchedulerName, StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /** The training noise schedule every scheduler derives from, all float32 as diffusers keeps it. */
 export interface NoiseSchedule {

@@ -2,8 +2,12 @@ import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
-import { f32, roundHalfEven, torchAt } from "./math.ts";
+import { roundHalfEven, torchAt } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /** Options of DDIM's `step` that diffusers passes per call; easel fixes them per scheduler. */
 export interface DdimOptions {

@@ -1,8 +1,12 @@
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
-import { f32, karrasSigmas, npArange, npInterpIndex, npLinspace, roundHalfEven, sigmaToT } from "./math.ts";
+import { karrasSigmas, npArange, npInterpIndex, npLinspace, roundHalfEven, sigmaToT } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /** α_t, σ_t and λ_t = ln α_t − ln σ_t for a k-diffusion sigma, in float32 as diffusers computes them. */
 function alphaSigmaLambda(sigma: number): { alpha: number; sigmaT: number; lambda: number } {

@@ -2,8 +2,11 @@ import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import type { SchedulerConfig } from "./config.ts";
 import { SigmaScheduler } from "./euler.ts";
-import { f32 } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /**
  * diffusers' EulerAncestralDiscreteScheduler: an Euler step down to σ_down, then fresh noise of size σ_up drawn

@@ -1,8 +1,12 @@
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
-import { f32, karrasSigmas, npInterpIndex, sigmaToT } from "./math.ts";
+import { karrasSigmas, npInterpIndex, sigmaToT } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /**
  * What diffusers' EulerDiscrete and EulerAncestralDiscrete share: float timesteps, sigmas interpolated from the

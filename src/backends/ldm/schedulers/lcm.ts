@@ -1,8 +1,12 @@
 import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, checkSteps } from "./base.ts";
-import { f32, npLinspace, torchAt } from "./math.ts";
+import { npLinspace, torchAt } from "./math.ts";
 import type { StepOutput } from "./types.ts";
+
+// A module-local alias: an imported function is called through a module binding getter under tsx, too
+// slow for per-element loops.
+const f32 = Math.fround;
 
 /** The boundary-condition σ of consistency models (σ_data), fixed at 0.5 by diffusers. */
 const SIGMA_DATA = 0.5;

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { monitorEventLoopDelay } from "node:perf_hooks";
+import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
+import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
+import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
+import { type GenerateParams, generate, latentPreview } from "../src/backends/ldm/pipeline.ts";
+import {
+  TINY_MODEL_VARIANTS,
+  type TinyModelVariantName,
+  writeTinyModel,
+} from "../src/backends/ldm/tiny-model.ts";
+import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
+import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
+import { quantile, report, timeRuns } from "./measure.ts";
+
+/**
+ * Pipeline figures on generated models: `pipeline_overhead_ratio` (wall time of a generate ÷ time inside
+ * onnxruntime's session.run, on the larger `bench` model), the same on the tiny model, the bot process's
+ * event-loop delay while the worker generates, and the cost of one preview.
+ */
+
+const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
+const PARAMS: GenerateParams = {
+  prompt: "a lighthouse in a storm, dramatic light",
+  negativePrompt: "blurry",
+  seed: 42,
+  steps: 20,
+  guidance: 7.5,
+  scheduler: "euler_ancestral",
+  width: 512,
+  height: 512,
+  count: 1,
+};
+
+/** Median over 3 generates of (wall ÷ session.run time), and of the time outside ORT per UNet step. */
+async function overhead(
+  modelsDir: string,
+  variant: TinyModelVariantName,
+): Promise<{ ratio: number; jsMsPerStep: number }> {
+  const model = await LdmModel.load(
+    readModelFolder(join(modelsDir, variant)),
+    new SessionFactory({ device: "cpu" }),
+  );
+  await generate(model, { ...PARAMS, steps: 2 }); // warm-up: first runs allocate ORT's arenas
+  const ratios: number[] = [];
+  const perStep: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    const { timings, denoisingSteps } = await generate(model, PARAMS);
+    ratios.push(timings.totalMs / timings.sessionMs);
+    perStep.push((timings.totalMs - timings.sessionMs) / denoisingSteps);
+  }
+  await model.release();
+  return { ratio: quantile(ratios, 0.5), jsMsPerStep: quantile(perStep, 0.5) };
+}
+
+async function eventLoopLag(modelsDir: string): Promise<number> {
+  const worker = new LdmWorkerSupervisor({ modelsDir, model: "bench", device: "cpu" });
+  await worker.start();
+  const histogram = monitorEventLoopDelay({ resolution: 5 });
+  histogram.enable();
+  await worker.generate(PARAMS);
+  histogram.disable();
+  await worker.stop();
+  return histogram.percentile(99) / 1e6;
+}
+
+export async function benchPipeline(): Promise<void> {
+  const modelsDir = mkdtempSync(join(tmpdir(), "easel-bench-"));
+  try {
+    for (const variant of ["bench", "sd1"] as const) {
+      await writeTinyModel(join(modelsDir, variant), TINY_MODEL_VARIANTS[variant], TOKENIZER);
+    }
+    const bench = await overhead(modelsDir, "bench");
+    report("pipeline_overhead_ratio", bench.ratio, 3);
+    report("pipeline_outside_ort_ms_per_step", bench.jsMsPerStep);
+    report("pipeline_overhead_ratio_tiny", (await overhead(modelsDir, "sd1")).ratio, 3);
+    report("event_loop_lag_p99_ms", await eventLoopLag(modelsDir));
+    const latent = new TorchGenerator(1).randn(4 * 64 * 64);
+    const previews = timeRuns(() => latentPreview(latent, 64, 64), 200, 20);
+    report("preview_ms", quantile(previews, 0.5), 3);
+  } finally {
+    rmSync(modelsDir, { recursive: true, force: true });
+  }
+}
