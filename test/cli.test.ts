@@ -5,7 +5,10 @@ import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadKnownModels } from "../src/backends/ldm/hub-download.ts";
+import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { readPngText } from "../src/render/png.ts";
+import { FakeHub, type FakeHubFile } from "./fakes/fake-hub.ts";
 
 const run = promisify(execFile);
 const EASEL = resolve("bin/easel.js");
@@ -13,8 +16,18 @@ const work = mkdtempSync(join(tmpdir(), "easel-cli-"));
 const env = { ...process.env, EASEL_MODELS_DIR: join(work, "models"), EASEL_MODEL: "", EASEL_DEVICE: "cpu" };
 
 async function easel(...args: string[]): Promise<{ stdout: string; stderr: string; code: number }> {
+  return easelWith({}, ...args);
+}
+
+async function easelWith(
+  extraEnv: Record<string, string>,
+  ...args: string[]
+): Promise<{ stdout: string; stderr: string; code: number }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, [EASEL, ...args], { env, cwd: work });
+    const { stdout, stderr } = await run(process.execPath, [EASEL, ...args], {
+      env: { ...env, ...extraEnv },
+      cwd: work,
+    });
     return { stdout, stderr, code: 0 };
   } catch (err) {
     const e = err as { stdout: string; stderr: string; code: number };
@@ -111,10 +124,57 @@ describe("the easel CLI", () => {
     expect(r.stderr).toContain(message);
   });
 
+  it("pulls a known model from the hub (a local fake) and generates with it", async () => {
+    const sd15 = loadKnownModels().find((m) => m.name === "sd15");
+    if (!sd15) throw new Error("sd15 is not in models/known-models.json");
+    // The fake repo holds a tiny export under the real repo name, as the hub's tree and resolve endpoints.
+    const source = join(work, "export");
+    await writeTinyModel(source, TINY_MODEL_VARIANTS.sd1, resolve("../shared/fixtures/clip-tokenizer"));
+    const paths = [
+      "model_index.json",
+      "scheduler/scheduler_config.json",
+      "text_encoder/model.onnx",
+      "unet/model.onnx",
+      "vae_decoder/model.onnx",
+      "vae_decoder/config.json",
+      "vae_encoder/model.onnx",
+      "tokenizer/vocab.json",
+      "tokenizer/merges.txt",
+      "tokenizer/special_tokens_map.json",
+      "tokenizer/tokenizer_config.json",
+    ];
+    const files: FakeHubFile[] = paths.map((path) => ({ path, content: readFileSync(join(source, path)) }));
+    const hub = await FakeHub.start([{ repo: sd15.repo, revision: sd15.revision, files }]);
+    try {
+      const pulled = await easelWith({ HF_ENDPOINT: hub.url }, "models", "pull", "sd15");
+      expect(pulled.code).toBe(0);
+      expect(pulled.stdout).toContain("checksums verified");
+      const out = join(work, "pulled.png");
+      const r = await easel(
+        "generate",
+        "a lighthouse",
+        "--model",
+        "sd15",
+        "--steps",
+        "2",
+        "--size",
+        "64x64",
+        "--out",
+        out,
+      );
+      expect(r.code).toBe(0);
+      expect(readPngText(readFileSync(out)).parameters).toContain("Model: sd15");
+      const again = await easelWith({ HF_ENDPOINT: hub.url }, "models", "pull", "sd15");
+      expect(again.stdout).toContain("0 files downloaded");
+    } finally {
+      await hub.close();
+    }
+  });
+
   it("names an init file that is not an image", async () => {
     const bad = join(work, "bad.png");
     writeFileSync(bad, "not an image");
-    const r = await easel("generate", "x", "--init", bad, "--steps", "2");
+    const r = await easel("generate", "x", "--model", "tiny", "--init", bad, "--steps", "2");
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("bad.png is not an image");
   });

@@ -1,8 +1,14 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { loadKnownModels, pullModel } from "../backends/ldm/hub-download.ts";
 import { LdmModel } from "../backends/ldm/ldm-model.ts";
-import { listModelNames, readModelFolder, resolveModelDir } from "../backends/ldm/model-folder.ts";
+import {
+  listModelNames,
+  MODEL_NAME,
+  readModelFolder,
+  resolveModelDir,
+} from "../backends/ldm/model-folder.ts";
 import { SessionFactory } from "../backends/ldm/onnx-session.ts";
 import {
   TINY_MODEL_VARIANTS,
@@ -11,6 +17,7 @@ import {
 } from "../backends/ldm/tiny-model.ts";
 import type { Config } from "../config.ts";
 import { EaselError } from "../core/errors.ts";
+import { ProgressBar } from "./progress-bar.ts";
 
 /** `easel models …`: list model folders, make a tiny test model, pull a known export. */
 
@@ -65,7 +72,7 @@ async function makeTiny(args: string[], config: Config): Promise<void> {
   const name = positionals[0];
   const variants = Object.keys(TINY_MODEL_VARIANTS);
   if (!name) throw new EaselError("invalid_argument", "easel models make-tiny NAME [--variant V]");
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(name)) {
+  if (!MODEL_NAME.test(name)) {
     throw new EaselError("invalid_argument", `"${name}" is not a model name (letters, digits, . _ -)`);
   }
   if (!variants.includes(values.variant)) {
@@ -89,6 +96,34 @@ async function makeTiny(args: string[], config: Config): Promise<void> {
   );
 }
 
+async function pull(args: string[], config: Config): Promise<void> {
+  const name = args[0];
+  if (!name) {
+    const known = loadKnownModels().map((m) => `  ${m.name}: ${m.description}`);
+    throw new EaselError("invalid_argument", `easel models pull NAME; known models:\n${known.join("\n")}`);
+  }
+  const bar = new ProgressBar(`pulling ${name}`);
+  let lastDraw = 0;
+  const result = await pullModel(name, {
+    modelsDir: config.modelsDir,
+    endpoint: config.hub.endpoint,
+    ...(config.hub.token ? { token: config.hub.token } : {}),
+    onProgress: (p) => {
+      // One event per network chunk: redraw at most ten times a second.
+      const now = performance.now();
+      if (now - lastDraw < 100 && p.overallReceived < p.overallTotal) return;
+      lastDraw = now;
+      bar.update(Math.floor(p.overallReceived / 1e6), Math.ceil(p.overallTotal / 1e6), "MB");
+    },
+  });
+  bar.finish();
+  const fetched = result.files.filter((f) => !f.skipped).length;
+  console.log(
+    `pulled ${name} into ${result.dir}: ${fetched} files downloaded, ${result.files.length - fetched} already there`,
+  );
+  console.log(`checksums verified; try it: easel generate --model ${name} "a lighthouse in a storm"`);
+}
+
 export async function modelsCommand(args: string[], config: Config): Promise<void> {
   const [sub, ...rest] = args;
   switch (sub) {
@@ -97,6 +132,8 @@ export async function modelsCommand(args: string[], config: Config): Promise<voi
       return listModels(config);
     case "make-tiny":
       return makeTiny(rest, config);
+    case "pull":
+      return pull(rest, config);
     default:
       throw new EaselError("invalid_argument", `unknown "easel models ${sub}"; use list, make-tiny or pull`);
   }

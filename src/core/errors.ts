@@ -10,6 +10,7 @@ export type EaselErrorCode =
   | "not_supported"
   | "config"
   | "device_unavailable"
+  | "download_failed"
   | "cancelled"
   | "worker_crashed"
   | "worker_hung";

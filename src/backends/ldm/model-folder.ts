@@ -8,7 +8,7 @@ import { EaselError } from "../../core/errors.ts";
  */
 
 /** A model name: a folder name, letters, digits, `.`, `_`, `-`; no path separators, no leading dot. */
-const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 
 /** The SD VAE's latent scale when a folder's VAE config does not say (SD 1.x / 2.x). */
 export const DEFAULT_VAE_SCALING_FACTOR = 0.18215;
