@@ -31,6 +31,14 @@ const optionalUrl = (name: string) =>
     message: `${name} must be a full URL (https://…)`,
   });
 
+/** An optional whole number in min..max; the message names the variable and the range. */
+const wholeNumber = (name: string, min: number, max: number) =>
+  optionalString
+    .refine((s) => s === undefined || (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max), {
+      message: `${name} must be a whole number from ${min} to ${max}`,
+    })
+    .transform((s) => (s === undefined ? undefined : Number(s)));
+
 const EnvSchema = z.object({
   DISCORD_TOKEN: optionalString,
   DISCORD_GUILD_ID: optionalString.refine((s) => s === undefined || /^\d{17,20}$/.test(s), {
@@ -41,11 +49,7 @@ const EnvSchema = z.object({
   SLACK_APP_TOKEN: optionalString,
   SLACK_SIGNING_SECRET: optionalString,
   SLACK_API_URL: optionalUrl("SLACK_API_URL"),
-  SLACK_PORT: optionalString
-    .refine((s) => s === undefined || (/^\d{1,5}$/.test(s) && Number(s) >= 1 && Number(s) <= 65535), {
-      message: "SLACK_PORT must be a port number from 1 to 65535",
-    })
-    .transform((s) => (s === undefined ? undefined : Number(s))),
+  SLACK_PORT: wholeNumber("SLACK_PORT", 1, 65535),
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalUrl("OPENAI_BASE_URL"),
   OPENAI_IMAGE_MODEL: optionalString,
@@ -56,6 +60,9 @@ const EnvSchema = z.object({
       message: "EASEL_DEVICE must be auto, cuda or cpu",
     })
     .transform((s) => s as Device | undefined),
+  EASEL_CUDA_DEVICE: wholeNumber("EASEL_CUDA_DEVICE", 0, 64),
+  EASEL_THREADS: wholeNumber("EASEL_THREADS", 1, 1024),
+  EASEL_IDLE_UNLOAD_MINUTES: wholeNumber("EASEL_IDLE_UNLOAD_MINUTES", 0, 10_080),
   EASEL_DATA_DIR: optionalString,
   EASEL_ADMIN_IDS: optionalString,
   HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
@@ -70,6 +77,12 @@ export interface Config {
   modelsDir: string;
   model?: string;
   device: Device;
+  /** CUDA device index (EASEL_CUDA_DEVICE), default 0. */
+  cudaDevice: number;
+  /** onnxruntime intra-op threads (EASEL_THREADS); undefined: onnxruntime's choice (all cores). */
+  threads?: number;
+  /** Unload the model after this many idle minutes; 0 keeps it loaded. */
+  idleUnloadMinutes: number;
   dataDir: string;
   adminIds: string[];
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
@@ -118,6 +131,9 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     modelsDir,
     ...defined({ model: e.EASEL_MODEL }),
     device: e.EASEL_DEVICE ?? DEFAULT_CONFIG.device,
+    cudaDevice: e.EASEL_CUDA_DEVICE ?? 0,
+    ...defined({ threads: e.EASEL_THREADS }),
+    idleUnloadMinutes: e.EASEL_IDLE_UNLOAD_MINUTES ?? 0,
     dataDir: resolve(e.EASEL_DATA_DIR ?? DEFAULT_CONFIG.dataDir),
     adminIds: (e.EASEL_ADMIN_IDS ?? "")
       .split(",")

@@ -23,6 +23,10 @@ describe("configuration", () => {
     expect(config.openai.imageModel).toBe(DEFAULT_CONFIG.openaiImageModel);
     expect(config.adminIds).toEqual([]);
     expect(config.discord).toEqual({});
+    expect(config.cudaDevice).toBe(0);
+    expect(config.threads).toBeUndefined();
+    expect(config.idleUnloadMinutes).toBe(0);
+    expect(loadConfig({ EASEL_THREADS: "2" }).threads).toBe(2);
   });
 
   it("treats empty values as unset and splits admin ids", () => {
@@ -38,6 +42,9 @@ describe("configuration", () => {
     [{ EASEL_DEVICE: "gpu" }, "EASEL_DEVICE"],
     [{ DISCORD_API_BASE: "not a url" }, "DISCORD_API_BASE"],
     [{ DISCORD_GUILD_ID: "my-server" }, "DISCORD_GUILD_ID"],
+    [{ EASEL_THREADS: "0" }, "EASEL_THREADS"],
+    [{ EASEL_CUDA_DEVICE: "-1" }, "EASEL_CUDA_DEVICE"],
+    [{ EASEL_IDLE_UNLOAD_MINUTES: "soon" }, "EASEL_IDLE_UNLOAD_MINUTES"],
   ])("names the variable in error for %j", (env, variable) => {
     expect(configError(env)).toContain(variable);
   });

@@ -146,6 +146,17 @@ describe("LDM worker process", () => {
     expect((await worker.generate(PARAMS)).images).toHaveLength(2);
   });
 
+  it("unloads the model after the idle time and loads it again for the next job", async () => {
+    const worker = supervisor("tiny", { idleUnloadMs: 200 });
+    await worker.generate(PARAMS);
+    const pid = worker.pid as number;
+    await new Promise((r) => setTimeout(r, 600));
+    expect(worker.pid).toBeUndefined();
+    expect(() => process.kill(pid, 0)).toThrow();
+    expect((await worker.generate(PARAMS)).images).toHaveLength(2);
+    expect(worker.starts).toBe(2);
+  });
+
   it("runs queued jobs one at a time", async () => {
     const worker = supervisor("tiny");
     const order: string[] = [];

@@ -63,7 +63,12 @@ export async function generateCommand(args: string[], config: Config): Promise<v
   }
   const name = values.model ?? defaultModelName(config);
   const folder = readModelFolder(resolveModelDir(config.modelsDir, name), name);
-  const factory = new SessionFactory({ device, log: (line) => console.error(line) });
+  const factory = new SessionFactory({
+    device,
+    deviceId: config.cudaDevice,
+    ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
+    log: (line) => console.error(line),
+  });
   const model = await LdmModel.load(folder, factory);
   try {
     let width = nativeSide(model.io.family);
