@@ -1,0 +1,44 @@
+import type { GenerationRequest } from "./request.ts";
+
+/**
+ * Jobs and their states. A job row exists before the user is acknowledged; states only move forward:
+ * queued → running → rendered → delivered, or → failed / cancelled (from queued, running or rendered).
+ */
+
+export const JOB_STATES = ["queued", "running", "rendered", "delivered", "failed", "cancelled"] as const;
+/** One of JOB_STATES. */
+export type JobState = (typeof JOB_STATES)[number];
+
+/** Which states each state may move to (the store refuses anything else). */
+export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = {
+  // running → queued: a retry after a transient failure, or a restart that found the job mid-run.
+  queued: ["running", "failed", "cancelled"],
+  running: ["rendered", "queued", "failed", "cancelled"],
+  rendered: ["delivered", "failed", "cancelled"],
+  delivered: [],
+  failed: [],
+  cancelled: [],
+};
+
+/** True for states a job never leaves. */
+export function isFinalState(state: JobState): boolean {
+  return JOB_TRANSITIONS[state].length === 0;
+}
+
+/** A job as the store keeps it. */
+export interface Job {
+  id: string;
+  /** The platform event that created it (Discord interaction id, Slack trigger id): unique. */
+  eventId: string;
+  request: GenerationRequest;
+  state: JobState;
+  /** Render attempts started so far. */
+  attempts: number;
+  createdAt: number;
+  startedAt?: number;
+  renderedAt?: number;
+  finishedAt?: number;
+  /** Error code (EaselError code) and user-facing message when failed. */
+  errorCode?: string;
+  errorMessage?: string;
+}
