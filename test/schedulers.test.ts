@@ -62,6 +62,14 @@ describe("createScheduler", () => {
     for (const name of SCHEDULER_NAMES) expect(error.message).toContain(name);
   });
 
+  it.each(["constructor", "__proto__", "toString", "hasOwnProperty"])(
+    "rejects the inherited property name %s like any unknown name",
+    (name) => {
+      const error = thrown(() => createScheduler(name, SD15));
+      expect(isEaselError(error, "unknown_scheduler")).toBe(true);
+    },
+  );
+
   it("accepts names case-insensitively and the golden alias for SD-Turbo's Euler", () => {
     expect(createScheduler(" Euler_Ancestral ", SD15).name).toBe("euler_ancestral");
     const turbo = createScheduler("euler_trailing_sd_turbo", SD15);

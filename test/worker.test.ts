@@ -118,8 +118,24 @@ describe("LDM worker process", () => {
     const pid = worker.pid as number;
     const err = await failure(worker.generate(PARAMS));
     expect(err.code).toBe("worker_hung");
-    await new Promise((r) => setTimeout(r, 100));
+    // The job settles only after the worker is gone, so the next job starts a new one.
     expect(() => process.kill(pid, 0)).toThrow();
+    expect(worker.pid).toBeUndefined();
+  });
+
+  it("kills a worker that ignores a cancel, and the next job gets a fresh worker", async () => {
+    const worker = supervisor("tiny", {
+      workerEntry: resolve("test/fakes/hanging-worker.ts"),
+      cancelGraceMs: 50,
+    });
+    await worker.start();
+    const controller = new AbortController();
+    const job = worker.generate(PARAMS, { signal: controller.signal });
+    // The fake worker sends no progress to hook into: give the job a moment to reach it.
+    setTimeout(() => controller.abort(), 100);
+    expect((await failure(job)).code).toBe("cancelled");
+    await worker.start();
+    expect(worker.starts).toBe(2);
   });
 
   it("cancels a running job between steps and keeps the worker", async () => {

@@ -13,7 +13,24 @@ export type EaselErrorCode =
   | "download_failed"
   | "cancelled"
   | "worker_crashed"
-  | "worker_hung";
+  | "worker_hung"
+  | "timeout"
+  | "provider_unavailable"
+  | "content_policy"
+  | "queue_full"
+  | "limit_reached"
+  | "shutting_down"
+  | "not_found"
+  | "render_failed"
+  | "forbidden"
+  // The store (src/store): SQLite locked past busy_timeout, no space left, an I/O failure, a damaged or
+  // too-new database, a state change that lost a race.
+  | "store_busy"
+  | "disk_full"
+  | "io_error"
+  | "store_corrupt"
+  | "store_version"
+  | "conflict";
 
 /** The one error class of easel; SDK errors are translated into it at the edge. */
 export class EaselError extends Error {
@@ -30,3 +47,14 @@ export class EaselError extends Error {
 export function isEaselError(err: unknown, code?: EaselErrorCode): err is EaselError {
   return err instanceof EaselError && (code === undefined || err.code === code);
 }
+
+/**
+ * Failures worth another attempt: the renderer died, hung, timed out or was briefly unavailable. User errors
+ * and content-policy refusals never retry.
+ */
+export const TRANSIENT_ERROR_CODES: ReadonlySet<string> = new Set([
+  "worker_crashed",
+  "worker_hung",
+  "timeout",
+  "provider_unavailable",
+]);

@@ -27,7 +27,16 @@ export interface TimestepInput {
 /** Everything the pipeline needs to know about a loaded model's interfaces. */
 export interface ModelInterface {
   family: ModelFamily;
+  /** The UNet's float type (what `easel models` shows). */
   floatType: FloatType;
+  /** Each float input's own type: exports may mix an fp16 UNet with an fp32 VAE. */
+  floatTypes: {
+    sample: FloatType;
+    hiddenStates: FloatType;
+    timestepCond: FloatType;
+    vaeDecoder: FloatType;
+    vaeEncoder: FloatType;
+  };
   inputIdsType: "int32" | "int64";
   textHidden: number | undefined;
   textOutput: string;
@@ -35,6 +44,11 @@ export interface ModelInterface {
   timestep: TimestepInput;
   /** LCM's guidance embedding size, when the UNet takes `timestep_cond`. */
   timestepCondDim: number | undefined;
+  /** A batch size fixed by the export (static shapes), else undefined; calls are split or padded to it. */
+  unetBatch: number | undefined;
+  textBatch: number | undefined;
+  /** Latent height and width fixed by the export (it renders only one size), else undefined. */
+  unetLatentSize: [number, number] | undefined;
   vaeDecoderInput: string;
   vaeDecoderOutput: string;
   vaeEncoderInput: string | undefined;
@@ -74,6 +88,17 @@ function floatTypeOf(m: TensorMeta | undefined, file: string): FloatType {
     "not_supported",
     `${file}: input ${m.name} has type ${m.type}; easel runs float32 or float16 models`,
   );
+}
+
+/** A dimension the export fixed to a number (static shapes), or undefined for a symbolic one. */
+function fixedDim(dim: number | string | undefined): number | undefined {
+  return typeof dim === "number" && dim > 0 ? dim : undefined;
+}
+
+function latentSizeOf(shape: ReadonlyArray<number | string> | undefined): [number, number] | undefined {
+  const h = fixedDim(shape?.[2]);
+  const w = fixedDim(shape?.[3]);
+  return h !== undefined && w !== undefined ? [h, w] : undefined;
 }
 
 /** Reads the interfaces of the four sessions and checks they form a model easel can run. */
@@ -151,8 +176,10 @@ export function describeInterfaces(
   }
 
   const config = folder.schedulerConfig;
+  // Only a UNet that takes the guidance embedding is an LCM model proper; an LCM-LoRA merged into SD 1.x keeps
+  // the plain interface (and classifier-free guidance) with an LCMScheduler config.
   const family: ModelFamily =
-    timestepCondDim !== undefined || config._class_name === "LCMScheduler"
+    timestepCondDim !== undefined
       ? "lcm"
       : config.prediction_type === "v_prediction"
         ? "sd2-v"
@@ -165,10 +192,25 @@ export function describeInterfaces(
   return {
     family,
     floatType: floatTypeOf(meta(unet, "input", "sample"), folder.unet),
+    floatTypes: {
+      sample: floatTypeOf(meta(unet, "input", "sample"), folder.unet),
+      hiddenStates: floatTypeOf(meta(unet, "input", "encoder_hidden_states"), folder.unet),
+      timestepCond: floatTypeOf(condMeta, folder.unet),
+      vaeDecoder: floatTypeOf(meta(vaeDecoder, "input", vaeDecoderInput), folder.vaeDecoder),
+      vaeEncoder: vaeEncoder
+        ? floatTypeOf(
+            meta(vaeEncoder, "input", firstName(vaeEncoder.inputNames, "sample", folder.vaeEncoder ?? "")),
+            folder.vaeEncoder ?? "",
+          )
+        : "float32",
+    },
     inputIdsType: idsMeta.type,
     textHidden: typeof hiddenDim === "number" ? hiddenDim : undefined,
     textOutput,
     unetOutput: firstName(unet.outputNames, "out_sample", folder.unet),
+    unetBatch: fixedDim(meta(unet, "input", "sample")?.shape?.[0]),
+    textBatch: fixedDim(idsMeta.shape?.[0]),
+    unetLatentSize: latentSizeOf(meta(unet, "input", "sample")?.shape),
     timestep,
     timestepCondDim,
     vaeDecoderInput,
@@ -191,6 +233,8 @@ export function modelDefaults(folder: ModelFolder, family: ModelFamily): ModelDe
     case "lcm":
       return { scheduler: "lcm", steps: 4, guidance: 8 };
     default:
+      // An LCM-LoRA merged model: few steps and little or no guidance, as its authors recommend.
+      if (own === "lcm") return { scheduler: "lcm", steps: 4, guidance: 1 };
       return { scheduler: own ?? "euler_ancestral", steps: 25, guidance: 7.5 };
   }
 }

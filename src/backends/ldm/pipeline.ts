@@ -84,13 +84,16 @@ export const PIPELINE_LIMITS = {
   maxSize: 2048,
   maxImages: 8,
   maxGuidance: 50,
-  maxPromptChars: 100_000,
+  /** Far above the engine's limit: a guard for direct callers (BPE cost grows with word length). */
+  maxPromptChars: 10_000,
 } as const;
 
 /**
  * SD 1.x latent channels → RGB, the widely used linear approximation of the VAE decoder (used for cheap
  * previews in A1111 and ComfyUI). Rows: latent channel; columns: R, G, B.
  */
+const f32 = Math.fround;
+
 const LATENT_RGB_FACTORS = [
   [0.3512, 0.2297, 0.3227],
   [0.325, 0.4974, 0.235],
@@ -143,11 +146,16 @@ export function validateParams(params: GenerateParams): { width: number; height:
   if (params.previewEvery !== undefined) checkNumber("previewEvery", params.previewEvery, 0, MAX_STEPS, true);
   const width = roundSize("width", params.width, notes);
   const height = roundSize("height", params.height, notes);
-  if (params.init) {
-    checkNumber("strength", params.init.strength, Number.MIN_VALUE, 1, false);
-    const { image } = params.init;
+  if (params.init !== undefined) {
+    const { image, strength } = params.init ?? {};
+    if (typeof strength !== "number" || !(strength > 0 && strength <= 1)) {
+      refuse(`strength must be a number above 0 and at most 1 (got ${String(strength)})`);
+    }
+    if (!image || !(image.data instanceof Uint8Array)) refuse("the init image must be RGB pixel data");
     if (image.width !== width || image.height !== height || image.data.length !== width * height * 3) {
-      refuse(`the init image must be ${width}×${height} RGB (got ${image.width}×${image.height})`);
+      refuse(
+        `the init image must be ${width}×${height} RGB, ${width * height * 3} bytes (got ${image.width}×${image.height}, ${image.data.length} bytes)`,
+      );
     }
   }
   return { width, height, notes };
@@ -160,9 +168,17 @@ class TimedRunner {
   async run(
     session: ort.InferenceSession,
     feeds: Record<string, ort.Tensor>,
+    part: string,
   ): Promise<{ outputs: ort.InferenceSession.ReturnType; ms: number }> {
     const start = performance.now();
-    const outputs = await session.run(feeds);
+    let outputs: ort.InferenceSession.ReturnType;
+    try {
+      outputs = await session.run(feeds);
+    } catch (cause) {
+      // Deterministic for a given model and input (wrong dtype, shape, out of memory): not worth a retry.
+      const reason = cause instanceof Error ? cause.message : String(cause);
+      throw new EaselError("render_failed", `the ${part} failed: ${reason.slice(0, 300)}`, { cause });
+    }
     const ms = performance.now() - start;
     this.sessionMs += ms;
     return { outputs, ms };
@@ -196,14 +212,14 @@ function timestepTensor(model: LdmModel, t: number, batch: number): ort.Tensor {
     : new ort.Tensor("float32", values, dims);
 }
 
-/** LCM's guidance embedding (diffusers `get_guidance_scale_embedding`) for w = guidance − 1. */
+/** LCM's guidance embedding (diffusers `get_guidance_scale_embedding`, float32 as torch) for w = guidance − 1. */
 export function guidanceEmbedding(guidance: number, dim: number): Float32Array {
-  const w = (guidance - 1) * 1000;
+  const w = f32(f32(guidance - 1) * 1000);
   const half = Math.floor(dim / 2);
   const out = new Float32Array(dim);
-  const base = Math.log(10000) / (half - 1);
+  const base = f32(f32(Math.log(10000)) / (half - 1));
   for (let j = 0; j < half; j++) {
-    const arg = Math.fround(w * Math.fround(Math.exp(-j * base)));
+    const arg = f32(w * f32(Math.exp(f32(j * -base))));
     out[j] = Math.sin(arg);
     out[half + j] = Math.cos(arg);
   }
@@ -237,6 +253,10 @@ export async function generate(
   const started = performance.now();
   const { width, height, notes } = validateParams(params);
   const { io } = model;
+  if (io.unetLatentSize && (io.unetLatentSize[0] !== height / 8 || io.unetLatentSize[1] !== width / 8)) {
+    const [h, w] = io.unetLatentSize;
+    refuse(`model ${model.folder.name} is a fixed-size export: it renders only ${w * 8}×${h * 8}`);
+  }
   const runner = new TimedRunner();
   const timings: GenerateTimings = {
     totalMs: 0,
@@ -253,6 +273,10 @@ export async function generate(
   const latentSize = 4 * latentH * latentW;
   // LCM embeds guidance in the UNet and SD-Turbo is distilled without it: neither runs the two-branch batch.
   const cfg = params.guidance > 1 && io.family !== "lcm" && io.family !== "turbo";
+  const guidance = Math.fround(params.guidance);
+  if (io.family === "turbo" && params.guidance > 1) {
+    notes.push("SD-Turbo runs without guidance: the cfg setting was not used");
+  }
 
   // Text: [negative, positive] in one batch when guiding, as diffusers concatenates them.
   const positive = model.tokenizer.tokenize(params.prompt);
@@ -263,18 +287,33 @@ export async function generate(
     notes.push(`negative prompt cut: ${negative.truncatedCount} tokens over 75`);
   const prompts = cfg ? [negative.inputIds, positive.inputIds] : [positive.inputIds];
   const seqLen = positive.inputIds.length;
-  const ids = prompts.flatMap((p) => Array.from(p));
-  const idsTensor =
-    io.inputIdsType === "int64"
-      ? new ort.Tensor(
-          "int64",
-          BigInt64Array.from(ids, (v) => BigInt(v)),
-          [prompts.length, seqLen],
-        )
-      : new ort.Tensor("int32", Int32Array.from(ids), [prompts.length, seqLen]);
-  const text = await runner.run(model.textEncoder, { input_ids: idsTensor });
-  timings.textEncoderMs += text.ms;
-  const embeddings = readFloats(text.outputs[io.textOutput], "text encoder");
+  const textPart = `text encoder (${model.folder.textEncoder})`;
+  const textRows = io.textBatch ?? prompts.length;
+  let embeddings = new Float32Array(0);
+  for (let r0 = 0; r0 < prompts.length; r0 += textRows) {
+    // A static-shape export takes exactly its batch: pad with the last prompt and drop the extra rows.
+    const rows = Array.from(
+      { length: textRows },
+      (_, r) => prompts[Math.min(r0 + r, prompts.length - 1)] as Int32Array,
+    );
+    const ids = rows.flatMap((p) => Array.from(p));
+    const idsTensor =
+      io.inputIdsType === "int64"
+        ? new ort.Tensor(
+            "int64",
+            BigInt64Array.from(ids, (v) => BigInt(v)),
+            [textRows, seqLen],
+          )
+        : new ort.Tensor("int32", Int32Array.from(ids), [textRows, seqLen]);
+    const text = await runner.run(model.textEncoder, { input_ids: idsTensor }, textPart);
+    timings.textEncoderMs += text.ms;
+    const out = readFloats(text.outputs[io.textOutput], "text encoder");
+    const kept = out.subarray(0, (out.length / textRows) * Math.min(textRows, prompts.length - r0));
+    const grown = new Float32Array(embeddings.length + kept.length);
+    grown.set(embeddings);
+    grown.set(kept, embeddings.length);
+    embeddings = grown;
+  }
   const perPrompt = embeddings.length / prompts.length;
   const hidden = perPrompt / seqLen;
 
@@ -286,16 +325,32 @@ export async function generate(
     const source = embeddings.subarray(b * perPrompt, (b + 1) * perPrompt);
     for (let k = 0; k < count; k++) hiddenStates.set(source, (b * count + k) * perPrompt);
   }
-  const hiddenTensor = floatTensor(io.floatType, hiddenStates, [batch, seqLen, hidden]);
-  const condTensor =
-    io.timestepCondDim === undefined
-      ? undefined
-      : (() => {
-          const one = guidanceEmbedding(params.guidance, io.timestepCondDim);
-          const all = new Float32Array(batch * one.length);
-          for (let r = 0; r < batch; r++) all.set(one, r * one.length);
-          return floatTensor(io.floatType, all, [batch, one.length]);
-        })();
+  const guidanceRow =
+    io.timestepCondDim === undefined ? undefined : guidanceEmbedding(params.guidance, io.timestepCondDim);
+  // Rows per UNet call: the whole batch, unless a static-shape export fixes its batch size.
+  const unetRows = io.unetBatch ?? batch;
+  const chunks: { first: number; rows: number; hidden: ort.Tensor; cond?: ort.Tensor }[] = [];
+  for (let first = 0; first < batch; first += unetRows) {
+    const rows = Math.min(unetRows, batch - first);
+    chunks.push({
+      first,
+      rows,
+      hidden: floatTensor(
+        io.floatTypes.hiddenStates,
+        takeRows(hiddenStates, first, rows, unetRows, perPrompt),
+        [unetRows, seqLen, hidden],
+      ),
+      ...(guidanceRow
+        ? {
+            cond: floatTensor(
+              io.floatTypes.timestepCond,
+              takeRows(repeatRows(guidanceRow, batch), first, rows, unetRows, guidanceRow.length),
+              [unetRows, guidanceRow.length],
+            ),
+          }
+        : {}),
+    });
+  }
 
   // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
   const schedulers: Scheduler[] = [];
@@ -333,6 +388,7 @@ export async function generate(
 
   const total = first.timesteps.length - startIndex;
   const sample = new Float32Array(batch * latentSize);
+  const prediction = new Float32Array(batch * latentSize);
   let denoised: (Float32Array | undefined)[] = new Array(count).fill(undefined);
   for (let i = startIndex; i < first.timesteps.length; i++) {
     checkAbort(hooks.signal);
@@ -340,15 +396,23 @@ export async function generate(
       const scaled = (schedulers[k] as Scheduler).scaleModelInput(latents[k] as Float32Array, i);
       for (let b = 0; b < branches; b++) sample.set(scaled, (b * count + k) * latentSize);
     }
-    const feeds: Record<string, ort.Tensor> = {
-      sample: floatTensor(io.floatType, sample, [batch, 4, latentH, latentW]),
-      timestep: timestepTensor(model, first.timestepForUnet(i), batch),
-      encoder_hidden_states: hiddenTensor,
-    };
-    if (condTensor) feeds.timestep_cond = condTensor;
-    const unet = await runner.run(model.unet, feeds);
-    timings.unetMs += unet.ms;
-    const prediction = readFloats(unet.outputs[io.unetOutput], "UNet");
+    const t = first.timestepForUnet(i);
+    for (const chunk of chunks) {
+      const feeds: Record<string, ort.Tensor> = {
+        sample: floatTensor(
+          io.floatTypes.sample,
+          takeRows(sample, chunk.first, chunk.rows, unetRows, latentSize),
+          [unetRows, 4, latentH, latentW],
+        ),
+        timestep: timestepTensor(model, t, unetRows),
+        encoder_hidden_states: chunk.hidden,
+      };
+      if (chunk.cond) feeds.timestep_cond = chunk.cond;
+      const unet = await runner.run(model.unet, feeds, `UNet (${model.folder.unet})`);
+      timings.unetMs += unet.ms;
+      const out = readFloats(unet.outputs[io.unetOutput], "UNet");
+      prediction.set(out.subarray(0, chunk.rows * latentSize), chunk.first * latentSize);
+    }
     for (let k = 0; k < count; k++) {
       let eps: Float32Array;
       if (cfg) {
@@ -356,8 +420,9 @@ export async function generate(
         const cond = prediction.subarray((count + k) * latentSize, (count + k + 1) * latentSize);
         eps = new Float32Array(latentSize);
         for (let j = 0; j < latentSize; j++) {
+          // float32 at each step, as torch computes eps_u + w · (eps_c − eps_u).
           const u = uncond[j] as number;
-          eps[j] = u + params.guidance * ((cond[j] as number) - u);
+          eps[j] = f32(u + f32(guidance * f32((cond[j] as number) - u)));
         }
       } else {
         eps = prediction.slice(k * latentSize, (k + 1) * latentSize);
@@ -387,9 +452,11 @@ export async function generate(
     const scaled = new Float32Array(latentSize);
     const latent = latents[k] as Float32Array;
     for (let j = 0; j < latentSize; j++) scaled[j] = (latent[j] as number) / model.folder.vaeScalingFactor;
-    const decoded = await runner.run(model.vaeDecoder, {
-      [io.vaeDecoderInput]: floatTensor(io.floatType, scaled, [1, 4, latentH, latentW]),
-    });
+    const decoded = await runner.run(
+      model.vaeDecoder,
+      { [io.vaeDecoderInput]: floatTensor(io.floatTypes.vaeDecoder, scaled, [1, 4, latentH, latentW]) },
+      `VAE decoder (${model.folder.vaeDecoder})`,
+    );
     timings.vaeMs += decoded.ms;
     images.push({
       pixels: toRgb(readFloats(decoded.outputs[io.vaeDecoderOutput], "VAE decoder"), width, height),
@@ -415,6 +482,31 @@ export async function generate(
     notes,
     timings,
   };
+}
+
+/**
+ * Rows `first .. first+rows` of a row-major array with `size` values per row, padded to `batchRows` rows by
+ * repeating the last one (static-shape exports take exactly their batch). No copy when nothing is padded.
+ */
+function takeRows(
+  data: Float32Array,
+  first: number,
+  rows: number,
+  batchRows: number,
+  size: number,
+): Float32Array {
+  const view = data.subarray(first * size, (first + rows) * size);
+  if (rows === batchRows) return view;
+  const out = new Float32Array(batchRows * size);
+  out.set(view);
+  for (let r = rows; r < batchRows; r++) out.set(view.subarray((rows - 1) * size), r * size);
+  return out;
+}
+
+function repeatRows(row: Float32Array, rows: number): Float32Array {
+  const out = new Float32Array(rows * row.length);
+  for (let r = 0; r < rows; r++) out.set(row, r * row.length);
+  return out;
 }
 
 /**
@@ -463,9 +555,11 @@ async function encodeInit(
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) chw[c * plane + p] = (image.data[p * 3 + c] as number) / 127.5 - 1;
   }
-  const encoded = await runner.run(model.vaeEncoder, {
-    [io.vaeEncoderInput]: floatTensor(io.floatType, chw, [1, 3, height, width]),
-  });
+  const encoded = await runner.run(
+    model.vaeEncoder,
+    { [io.vaeEncoderInput]: floatTensor(io.floatTypes.vaeEncoder, chw, [1, 3, height, width]) },
+    `VAE encoder (${model.folder.vaeEncoder})`,
+  );
   timings.vaeMs += encoded.ms;
   const output = readFloats(encoded.outputs[io.vaeEncoderOutput ?? "latent_sample"], "VAE encoder");
   const latentSize = 4 * (width / 8) * (height / 8);

@@ -56,6 +56,8 @@ export class LdmWorkerSupervisor {
   private nextId = 1;
   private idleTimer: NodeJS.Timeout | undefined;
   private stopping = false;
+  /** Why the supervisor killed the worker (hung, cancel ignored): the error the job in flight gets. */
+  private killReason: EaselError | undefined;
   private readonly options: Required<Omit<SupervisorOptions, "log">> & Pick<SupervisorOptions, "log">;
   /** Workers started so far (1 + restarts). */
   starts = 0;
@@ -97,7 +99,7 @@ export class LdmWorkerSupervisor {
     return job;
   }
 
-  /** Stops the worker; jobs still queued fail with `worker_crashed`. */
+  /** Stops the worker and frees the model; a later job starts a new worker. */
   async stop(): Promise<void> {
     this.stopping = true;
     clearTimeout(this.idleTimer);
@@ -158,14 +160,18 @@ export class LdmWorkerSupervisor {
     this.starts += 1;
     child.on("message", (message: FromWorker) => this.dispatch(message));
     child.once("exit", (code, signal) => {
-      if (this.child === child) {
-        this.child = undefined;
-        this.loaded = undefined;
-      }
+      // A worker that was already replaced (killed after a failed load, stopped when idle) concerns no one.
+      if (this.child !== child) return;
+      this.child = undefined;
+      this.loaded = undefined;
       const reason = signal ? `signal ${signal}` : `exit code ${code}`;
-      if (!this.stopping) this.options.log?.(`LDM worker stopped (${reason}); the next job starts a new one`);
+      const killed = this.killReason;
+      this.killReason = undefined;
+      if (!this.stopping && !killed) {
+        this.options.log?.(`LDM worker stopped (${reason}); the next job starts a new one`);
+      }
       this.pending?.reject(
-        new EaselError("worker_crashed", `the image worker stopped unexpectedly (${reason})`),
+        killed ?? new EaselError("worker_crashed", `the image worker stopped unexpectedly (${reason})`),
       );
     });
     const reply = await this.request({ type: "load", spec: this.spec }, this.options.loadTimeoutMs);
@@ -233,12 +239,18 @@ export class LdmWorkerSupervisor {
     if (child?.connected) child.send(message);
   }
 
-  /** Kills the worker at once; the request in flight fails with `err`, not as a crash. */
+  /**
+   * Kills the worker; the request in flight fails with `err` (not as a crash) once the process has exited, so
+   * the next job never meets the dying worker.
+   */
   private kill(err: EaselError): void {
-    const pending = this.pending;
-    this.pending = undefined;
-    this.child?.kill("SIGKILL");
-    pending?.reject(err);
+    const child = this.child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) {
+      this.pending?.reject(err);
+      return;
+    }
+    this.killReason = err;
+    child.kill("SIGKILL");
   }
 
   private errorFrom(reply: FromWorker): EaselError {

@@ -80,7 +80,8 @@ const SPECS: Record<SchedulerName, Spec> = {
 export function schedulerNameOf(name: string): SchedulerName | undefined {
   const key = name.trim().toLowerCase();
   if ((SCHEDULER_NAMES as readonly string[]).includes(key)) return key as SchedulerName;
-  return SCHEDULER_ALIASES[key];
+  // Own properties only: "constructor" or "__proto__" must not reach Object.prototype.
+  return Object.hasOwn(SCHEDULER_ALIASES, key) ? SCHEDULER_ALIASES[key] : undefined;
 }
 
 /**
