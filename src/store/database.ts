@@ -1,0 +1,311 @@
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { EaselError } from "../core/errors.ts";
+import { JOB_STATES } from "../core/job.ts";
+
+/**
+ * Opening easel.db: pragmas, schema migrations, and the one place SQLite errors become EaselErrors.
+ *
+ * Durability: WAL lets readers (the queue display, button presses) run while the engine writes, and
+ * `synchronous=FULL` makes every commit fsync the WAL. With WAL the default NORMAL only syncs at checkpoints,
+ * which survives a SIGKILL (the WAL is in the OS cache) but not a power loss or kernel panic: the last
+ * transactions roll back, and a job the user was told about ("queued") would vanish. FULL costs one fsync
+ * per commit, which the job rate of an image bot (seconds per job) does not notice.
+ */
+
+/** The file name of the database inside EASEL_DATA_DIR. */
+export const DATABASE_FILE = "easel.db";
+
+/** How long a writer waits for another connection's lock before giving up with "store_busy". */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5000;
+
+/** One schema step. `version` is the `PRAGMA user_version` the database has after it. */
+export interface Migration {
+  version: number;
+  name: string;
+  /** SQL run with `exec` (several statements allowed), or a function for steps that need data logic. */
+  up: string | ((db: Database.Database) => void);
+}
+
+const STATE_LIST = JOB_STATES.map((state) => `'${state}'`).join(", ");
+
+/**
+ * The schema, in order. Append only: a released step is never edited, a change is a new step (votes, for
+ * issue 8, will be version 2). Each step's SQL runs in the same transaction as its user_version bump.
+ */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "jobs, images, settings, deliveries",
+    up: `
+      -- seq is the rowid: AUTOINCREMENT keeps it strictly increasing and never reused, even after rows are
+      -- pruned, so it is the FIFO order. id is the public key (custom_ids, URLs); foreign keys point at it.
+      CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE CHECK (length(id) BETWEEN 6 AND 32 AND id NOT GLOB '*[^0-9A-Za-z]*'),
+        event_id TEXT NOT NULL UNIQUE CHECK (length(event_id) > 0),
+        request TEXT NOT NULL CHECK (json_valid(request)),
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN (${STATE_LIST})),
+        attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+        platform TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        started_at INTEGER,
+        rendered_at INTEGER,
+        finished_at INTEGER,
+        error_code TEXT,
+        error_message TEXT,
+        -- A failure is final in the row before the user is told; this closes the gap a crash can open.
+        failure_notified_at INTEGER
+      );
+      CREATE INDEX jobs_state_seq ON jobs (state, seq);
+      CREATE INDEX jobs_user_state ON jobs (user_id, state);
+      CREATE INDEX jobs_workspace_state ON jobs (workspace_id, state);
+
+      -- One row per (job, variant); the file is shared by content (sha256), so the same bytes are stored once
+      -- however many rows name them. Rows without a job are uploads (img2img inputs). variant 0 is a grid.
+      CREATE TABLE images (
+        id INTEGER PRIMARY KEY,
+        sha256 TEXT NOT NULL CHECK (length(sha256) = 64 AND sha256 NOT GLOB '*[^0-9a-f]*'),
+        job_id TEXT REFERENCES jobs (id),
+        variant INTEGER CHECK ((job_id IS NULL AND variant IS NULL) OR (job_id IS NOT NULL AND variant >= 0)),
+        seed INTEGER,
+        width INTEGER NOT NULL CHECK (width > 0),
+        height INTEGER NOT NULL CHECK (height > 0),
+        bytes INTEGER NOT NULL CHECK (bytes >= 0),
+        mime TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        UNIQUE (job_id, variant)
+      );
+      CREATE INDEX images_sha256 ON images (sha256);
+      CREATE UNIQUE INDEX images_upload_sha256 ON images (sha256) WHERE job_id IS NULL;
+
+      CREATE TABLE guild_settings (
+        platform TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        settings TEXT NOT NULL CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (platform, workspace_id)
+      ) WITHOUT ROWID;
+
+      CREATE TABLE channel_settings (
+        platform TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        settings TEXT NOT NULL CHECK (json_valid(settings) AND json_type(settings) = 'object'),
+        updated_at INTEGER NOT NULL,
+        updated_by TEXT,
+        PRIMARY KEY (platform, workspace_id, channel_id)
+      ) WITHOUT ROWID;
+
+      -- kind and platform are checked in TypeScript, not by CHECK: SQLite cannot alter a CHECK without
+      -- rebuilding the table, and new kinds (contest announcements) are expected.
+      -- message_id NULL: the post was started but its id is not known yet (crash window, see deliveries.ts).
+      CREATE TABLE deliveries (
+        id INTEGER PRIMARY KEY,
+        job_id TEXT NOT NULL REFERENCES jobs (id),
+        platform TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (length(kind) > 0),
+        channel_id TEXT NOT NULL,
+        message_id TEXT,
+        thread_id TEXT,
+        reply_token TEXT,
+        reply_expires_at INTEGER,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (platform, channel_id, message_id)
+      );
+      CREATE INDEX deliveries_job ON deliveries (job_id, kind);
+    `,
+  },
+];
+
+/** Options for {@link openDatabase}. */
+export interface OpenDatabaseOptions {
+  /** Milliseconds a statement waits on another connection's lock (default {@link DEFAULT_BUSY_TIMEOUT_MS}). */
+  busyTimeoutMs?: number;
+  /** The schema to bring the file to (default {@link MIGRATIONS}); tests pass longer lists. */
+  migrations?: readonly Migration[];
+}
+
+/** The path of easel.db inside a data folder. */
+export function databasePath(dataDir: string): string {
+  return join(dataDir, DATABASE_FILE);
+}
+
+/** Opens (creating folders and file as needed) `<dataDir>/easel.db`, sets the pragmas and migrates it. */
+export function openDatabase(dataDir: string, options: OpenDatabaseOptions = {}): Database.Database {
+  const path = databasePath(dataDir);
+  const busyTimeoutMs = options.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS;
+  try {
+    mkdirSync(dataDir, { recursive: true });
+  } catch (err) {
+    throw fileSystemError(err, `creating the data folder ${dataDir}`);
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path, { timeout: busyTimeoutMs });
+  } catch (err) {
+    throw translateSqliteError(err, `opening ${path}`);
+  }
+  try {
+    // busy_timeout first, so that switching to WAL waits for a second process opening the file too.
+    db.pragma(`busy_timeout = ${Math.max(0, Math.floor(busyTimeoutMs))}`);
+    // SQLite answers with the mode it ended up in rather than failing (e.g. on a file system without shared
+    // memory): refuse to run without WAL instead of silently losing the durability described above.
+    const mode = db.pragma("journal_mode = WAL", { simple: true });
+    if (mode !== "wal") {
+      throw new EaselError(
+        "io_error",
+        `${path} could not be switched to WAL mode (it is in ${String(mode)} mode): put EASEL_DATA_DIR on a local disk`,
+      );
+    }
+    // Per connection, not stored in the file: every connection must set it (see the note at the top).
+    db.pragma("synchronous = FULL");
+    db.pragma("foreign_keys = ON");
+    migrate(db, options.migrations ?? MIGRATIONS, path);
+  } catch (err) {
+    db.close();
+    throw translateSqliteError(err, `opening ${path}`);
+  }
+  return db;
+}
+
+/** The schema version recorded in the file (`PRAGMA user_version`). */
+export function schemaVersion(db: Database.Database): number {
+  return Number(db.pragma("user_version", { simple: true }));
+}
+
+/**
+ * Applies the migrations newer than the file's user_version, all in one IMMEDIATE transaction (all or
+ * nothing; a second process starting at the same moment waits, then finds the work done). Refuses a file
+ * from a newer easel instead of guessing at its schema.
+ */
+export function migrate(
+  db: Database.Database,
+  migrations: readonly Migration[] = MIGRATIONS,
+  label = db.name,
+): { from: number; to: number } {
+  checkMigrationList(migrations);
+  const latest = migrations.at(-1)?.version ?? 0;
+  const run = db.transaction(() => {
+    const from = schemaVersion(db);
+    if (from > latest) {
+      throw new EaselError(
+        "store_version",
+        `${label} has schema version ${from}, but this easel only knows versions up to ${latest}: it was ` +
+          "written by a newer easel. Run that version, or restore a backup made before the upgrade.",
+      );
+    }
+    for (const step of migrations) {
+      if (step.version <= from) continue;
+      if (typeof step.up === "string") db.exec(step.up);
+      else step.up(db);
+      db.pragma(`user_version = ${step.version}`);
+    }
+    return { from, to: Math.max(from, latest) };
+  });
+  return run.immediate();
+}
+
+function checkMigrationList(migrations: readonly Migration[]): void {
+  let previous = 0;
+  for (const step of migrations) {
+    if (!Number.isInteger(step.version) || step.version !== previous + 1) {
+      throw new EaselError(
+        "invalid_argument",
+        `migration "${step.name}" has version ${step.version}; versions must count up from 1 without gaps`,
+      );
+    }
+    previous = step.version;
+  }
+}
+
+/** Runs `fn` in a BEGIN IMMEDIATE transaction (nested calls become savepoints), translating SQLite errors. */
+export function writeTransaction<T>(db: Database.Database, action: string, fn: () => T): T {
+  // IMMEDIATE takes the write lock up front: a deferred read-then-write transaction that loses the race to
+  // another connection fails with SQLITE_BUSY at once, without waiting out busy_timeout.
+  return guard(action, () => db.transaction(fn).immediate());
+}
+
+/** Runs `fn`, turning SQLite errors into EaselErrors that name `action`; other errors pass through. */
+export function guard<T>(action: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (err) {
+    throw translateSqliteError(err, action);
+  }
+}
+
+/** Maps a better-sqlite3 error to an EaselError with a code callers branch on; anything else is returned. */
+export function translateSqliteError(err: unknown, action: string): unknown {
+  if (!(err instanceof Database.SqliteError)) return err;
+  const code = err.code;
+  const options = { cause: err };
+  if (code.startsWith("SQLITE_BUSY") || code.startsWith("SQLITE_LOCKED")) {
+    return new EaselError(
+      "store_busy",
+      `the database stayed locked by another writer while ${action} (${code}); try again shortly`,
+      options,
+    );
+  }
+  if (code === "SQLITE_FULL") {
+    return new EaselError(
+      "disk_full",
+      `the disk holding the database is full while ${action}: free space in the data folder`,
+      options,
+    );
+  }
+  if (code.startsWith("SQLITE_CORRUPT") || code === "SQLITE_NOTADB") {
+    return new EaselError(
+      "store_corrupt",
+      `the database file is damaged or not a SQLite database while ${action} (${code}): restore a backup`,
+      options,
+    );
+  }
+  if (
+    code.startsWith("SQLITE_IOERR") ||
+    code.startsWith("SQLITE_CANTOPEN") ||
+    code.startsWith("SQLITE_READONLY")
+  ) {
+    return new EaselError(
+      "io_error",
+      `the database could not be read or written while ${action} (${code})`,
+      options,
+    );
+  }
+  if (code === "SQLITE_CONSTRAINT_FOREIGNKEY") {
+    return new EaselError("not_found", `${action}: it refers to a job that does not exist`, options);
+  }
+  if (code.startsWith("SQLITE_CONSTRAINT")) {
+    return new EaselError("invalid_argument", `${action}: ${err.message} (${code})`, options);
+  }
+  return err;
+}
+
+/** Maps a Node file-system error (ENOSPC, EIO …) to an EaselError naming what was being done. */
+export function fileSystemError(err: unknown, action: string): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === undefined) return err;
+  const options = { cause: err };
+  if (code === "ENOSPC" || code === "EDQUOT") {
+    return new EaselError(
+      "disk_full",
+      `no space left on the disk while ${action} (${code}): free space in the data folder (EASEL_DATA_DIR)`,
+      options,
+    );
+  }
+  return new EaselError("io_error", `file-system error while ${action} (${code})`, options);
+}
+
+/** `PRAGMA integrity_check`: ["ok"] when the file is sound, otherwise one line per problem. */
+export function integrityCheck(db: Database.Database): string[] {
+  return (db.pragma("integrity_check") as { integrity_check: string }[]).map((row) => row.integrity_check);
+}

@@ -1,0 +1,198 @@
+import type Database from "better-sqlite3";
+import { EaselError } from "../core/errors.ts";
+import { guard, writeTransaction } from "./database.ts";
+
+/**
+ * The messages easel posted for a job, by platform id, so that it can edit them later (progress, tallies),
+ * map a button press back to its job, and know after a restart what was already posted (nothing twice).
+ *
+ * Posting is two steps: record the delivery without a message id just before the platform call, then fill the
+ * id in. A row still without an id after a crash means "the post may or may not have happened"; the platform
+ * layer decides (Discord message nonces can tell).
+ */
+
+/** What a posted message is: the status/progress message, the result, a failure notice, an announcement. */
+export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement";
+
+const KINDS: readonly DeliveryKind[] = ["status", "result", "failure", "cancelled", "announcement"];
+
+/** A message easel posted for a job. */
+export interface Delivery {
+  id: number;
+  jobId: string;
+  platform: string;
+  kind: DeliveryKind;
+  channelId: string;
+  /** Discord message id or Slack message ts; absent while the post is in flight. */
+  messageId?: string;
+  /** Discord thread id or Slack thread_ts the message is in. */
+  threadId?: string;
+  /**
+   * What lets easel edit or follow up without the bot token: Discord interaction token or Slack response_url.
+   * A credential while it lives: never log it.
+   */
+  replyToken?: string;
+  /** When replyToken stops working (Discord: 15 min; Slack response_url: 30 min). */
+  replyExpiresAt?: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What recordDelivery needs. */
+export interface DeliveryInput {
+  jobId: string;
+  platform: string;
+  kind: DeliveryKind;
+  channelId: string;
+  messageId?: string;
+  threadId?: string;
+  replyToken?: string;
+  replyExpiresAt?: number;
+  now?: number;
+}
+
+/** Fields updateDelivery may change (null clears; the reply token is cleared once it has expired). */
+export interface DeliveryPatch {
+  messageId?: string;
+  threadId?: string | null;
+  replyToken?: string | null;
+  replyExpiresAt?: number | null;
+  now?: number;
+}
+
+interface DeliveryRow {
+  id: number;
+  job_id: string;
+  platform: string;
+  kind: DeliveryKind;
+  channel_id: string;
+  message_id: string | null;
+  thread_id: string | null;
+  reply_token: string | null;
+  reply_expires_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** The deliveries table. */
+export class DeliveryStore {
+  private readonly insert: Database.Statement<unknown[], DeliveryRow>;
+  private readonly byId: Database.Statement<[number], DeliveryRow>;
+  private readonly byMessage: Database.Statement<[string, string, string], DeliveryRow>;
+  private readonly byJob: Database.Statement<[string], DeliveryRow>;
+  private readonly update: Database.Statement<unknown[], DeliveryRow>;
+
+  constructor(
+    private readonly db: Database.Database,
+    private readonly clock: () => number = Date.now,
+  ) {
+    // The same message recorded twice (a retried call after a timeout) updates the one row.
+    this.insert = db.prepare(
+      `INSERT INTO deliveries (job_id, platform, kind, channel_id, message_id, thread_id, reply_token,
+         reply_expires_at, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (platform, channel_id, message_id) DO UPDATE SET kind = excluded.kind,
+         thread_id = coalesce(excluded.thread_id, thread_id), reply_token = coalesce(excluded.reply_token, reply_token),
+         reply_expires_at = coalesce(excluded.reply_expires_at, reply_expires_at), updated_at = excluded.updated_at
+         WHERE job_id = excluded.job_id
+       RETURNING *`,
+    );
+    this.byId = db.prepare("SELECT * FROM deliveries WHERE id = ?");
+    this.byMessage = db.prepare(
+      "SELECT * FROM deliveries WHERE platform = ? AND channel_id = ? AND message_id = ?",
+    );
+    this.byJob = db.prepare("SELECT * FROM deliveries WHERE job_id = ? ORDER BY id");
+    this.update = db.prepare(
+      `UPDATE deliveries SET message_id = ?, thread_id = ?, reply_token = ?, reply_expires_at = ?, updated_at = ?
+       WHERE id = ? RETURNING *`,
+    );
+  }
+
+  /**
+   * Records a message posted (or about to be posted, without messageId) for a job. Recording the same
+   * message again updates it; the same message for another job is a "conflict".
+   */
+  recordDelivery(input: DeliveryInput): Delivery {
+    checkKind(input.kind);
+    const now = input.now ?? this.clock();
+    return writeTransaction(this.db, `recording a ${input.kind} message of job ${input.jobId}`, () => {
+      const row = this.insert.get(
+        input.jobId,
+        input.platform,
+        input.kind,
+        input.channelId,
+        input.messageId ?? null,
+        input.threadId ?? null,
+        input.replyToken ?? null,
+        input.replyExpiresAt ?? null,
+        now,
+        now,
+      );
+      if (row === undefined) {
+        throw new EaselError(
+          "conflict",
+          `message ${input.messageId} in ${input.platform} channel ${input.channelId} is already recorded for another job`,
+        );
+      }
+      return toDelivery(row);
+    });
+  }
+
+  /** Changes a recorded delivery (the message id once the post returned, a new thread, an expired token). */
+  updateDelivery(id: number, patch: DeliveryPatch): Delivery {
+    const now = patch.now ?? this.clock();
+    return writeTransaction(this.db, `updating delivery ${id}`, () => {
+      const row = this.byId.get(id);
+      if (row === undefined) throw new EaselError("not_found", `delivery ${id} does not exist`);
+      const pick = <V>(value: V | null | undefined, old: V | null): V | null =>
+        value === undefined ? old : value;
+      const updated = this.update.get(
+        patch.messageId ?? row.message_id,
+        pick(patch.threadId, row.thread_id),
+        pick(patch.replyToken, row.reply_token),
+        pick(patch.replyExpiresAt, row.reply_expires_at),
+        now,
+        id,
+      );
+      if (updated === undefined) throw new EaselError("not_found", `delivery ${id} does not exist`);
+      return toDelivery(updated);
+    });
+  }
+
+  /** The messages posted for a job (optionally of one kind), oldest first. */
+  deliveriesForJob(jobId: string, kind?: DeliveryKind): Delivery[] {
+    const rows = guard(`listing messages of job ${jobId}`, () => this.byJob.all(jobId));
+    return rows.filter((row) => kind === undefined || row.kind === kind).map(toDelivery);
+  }
+
+  /** The delivery of a platform message (a button press names its message): which job it shows. */
+  findDeliveryByMessage(platform: string, channelId: string, messageId: string): Delivery | undefined {
+    const row = guard(`finding message ${messageId}`, () =>
+      this.byMessage.get(platform, channelId, messageId),
+    );
+    return row === undefined ? undefined : toDelivery(row);
+  }
+}
+
+function checkKind(kind: string): void {
+  if (!(KINDS as readonly string[]).includes(kind)) {
+    throw new EaselError("invalid_argument", `unknown delivery kind "${kind}"; kinds: ${KINDS.join(", ")}`);
+  }
+}
+
+function toDelivery(row: DeliveryRow): Delivery {
+  const delivery: Delivery = {
+    id: row.id,
+    jobId: row.job_id,
+    platform: row.platform,
+    kind: row.kind,
+    channelId: row.channel_id,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+  if (row.message_id !== null) delivery.messageId = row.message_id;
+  if (row.thread_id !== null) delivery.threadId = row.thread_id;
+  if (row.reply_token !== null) delivery.replyToken = row.reply_token;
+  if (row.reply_expires_at !== null) delivery.replyExpiresAt = row.reply_expires_at;
+  return delivery;
+}

@@ -1,0 +1,277 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { Engine, type EngineEvents, type EngineOptions } from "../src/core/engine.ts";
+import { EaselError } from "../src/core/errors.ts";
+import type { GenerationRequest } from "../src/core/request.ts";
+import { encodeJobImages } from "../src/render/encode-job.ts";
+import { readPngText } from "../src/render/png.ts";
+import { prepareImage } from "../src/render/prepare-image.ts";
+import { SqliteEngineStore } from "../src/store/engine-store.ts";
+import { Store } from "../src/store/index.ts";
+import { FakeBackend } from "./fakes/fake-backend.ts";
+
+const dirs: string[] = [];
+const stores: Store[] = [];
+const engines: Engine[] = [];
+afterEach(async () => {
+  for (const e of engines.splice(0)) await e.stop(0);
+  for (const s of stores.splice(0)) s.close();
+  for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
+});
+
+function request(
+  prompt: string,
+  userId = "A",
+  workspaceId = "g1",
+  extra: Partial<GenerationRequest> = {},
+): GenerationRequest {
+  return {
+    prompt,
+    negativePrompt: "",
+    seed: 42,
+    steps: 20,
+    guidance: 7.5,
+    sampler: "euler_ancestral",
+    width: 512,
+    height: 512,
+    count: 1,
+    backend: "ldm",
+    model: "tiny",
+    requester: { platform: "discord", workspaceId, channelId: "c1", userId },
+    ...extra,
+  };
+}
+
+type Recorded = { [K in keyof EngineEvents]: EngineEvents[K][0][] };
+
+function setup(options: Partial<EngineOptions> = {}, dir = mkdtempSync(join(tmpdir(), "easel-engine-"))) {
+  if (!dirs.includes(dir)) dirs.push(dir);
+  const store = Store.open(dir);
+  stores.push(store);
+  const backend = (options.backends?.ldm as FakeBackend | undefined) ?? new FakeBackend();
+  const engine = new Engine({
+    store: new SqliteEngineStore(store),
+    backends: { ldm: backend },
+    encoder: encodeJobImages,
+    loadImage: async (id, as) => prepareImage(await store.images.readImage(id), id, as),
+    ...options,
+  });
+  engines.push(engine);
+  const events: Recorded = { queued: [], started: [], progress: [], done: [], failed: [], cancelled: [] };
+  for (const name of Object.keys(events) as (keyof EngineEvents)[]) {
+    (engine.on as (event: string, listener: (e: unknown) => void) => Engine)(name, (e) => {
+      (events[name] as unknown[]).push(e);
+    });
+  }
+  return { engine, backend, store, events, dir };
+}
+
+/** Lets queued microtasks and immediate timers run. */
+const settle = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+
+async function until(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    if (check()) return;
+    await settle(5);
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe("job engine", () => {
+  it("runs user B's job second when user A queued three first", async () => {
+    const { engine, backend } = setup();
+    await engine.start();
+    for (const p of ["a1", "a2", "a3"]) expect(engine.submit(`e-${p}`, request(p, "A")).ok).toBe(true);
+    expect(engine.submit("e-b1", request("b1", "B")).ok).toBe(true);
+    for (const p of ["a1", "b1", "a2", "a3"]) {
+      await until(() => backend.running.has(p), `${p} to start`);
+      backend.finish(p);
+    }
+    expect(backend.started).toEqual(["a1", "b1", "a2", "a3"]);
+  });
+
+  it("writes the job row before answering and posts PNGs carrying their settings when done", async () => {
+    const { engine, backend, store, events } = setup();
+    await engine.start();
+    const submitted = engine.submit("e1", request("a lighthouse", "A", "g1", { count: 2 }));
+    if (!submitted.ok) throw new Error(submitted.message);
+    expect(store.jobs.getJob(submitted.job.id)?.state).toMatch(/queued|running/);
+    await until(() => backend.running.has("a lighthouse"), "start");
+    backend.finish("a lighthouse");
+    await until(() => events.done.length === 1, "done");
+    const done = events.done[0];
+    expect(done?.job.state).toBe("rendered");
+    expect(done?.images.map((i) => i.variant)).toEqual([0, 1, 2]);
+    expect(readPngText(done?.images[2]?.png ?? new Uint8Array()).parameters).toContain("Seed: 43");
+    engine.delivered(submitted.job.id);
+    expect(store.jobs.getJob(submitted.job.id)?.state).toBe("delivered");
+    expect(store.images.imagesForJob(submitted.job.id)).toHaveLength(3);
+  });
+
+  it("makes one job of the same platform event delivered twice", async () => {
+    const { engine, backend } = setup();
+    await engine.start();
+    const first = engine.submit("same-event", request("once"));
+    const second = engine.submit("same-event", request("once"));
+    expect(first.ok && second.ok).toBe(true);
+    if (first.ok && second.ok) {
+      expect(second.job.id).toBe(first.job.id);
+      expect(second.duplicate).toBe(true);
+    }
+    await until(() => backend.running.has("once"), "start");
+    backend.finish("once");
+    await settle(20);
+    expect(backend.started).toEqual(["once"]);
+  });
+
+  it("refuses a user's fourth job, a full server and a full queue, naming the limit", async () => {
+    const { engine } = setup({ limits: { maxQueuedPerUser: 3, maxQueuedPerWorkspace: 5, maxQueued: 7 } });
+    await engine.start();
+    for (let i = 0; i < 3; i++) expect(engine.submit(`a${i}`, request(`a${i}`, "A")).ok).toBe(true);
+    const fourth = engine.submit("a3", request("a3", "A"));
+    expect(fourth).toMatchObject({ ok: false, code: "limit_reached" });
+    if (!fourth.ok) expect(fourth.message).toContain("3");
+    for (let i = 0; i < 2; i++) expect(engine.submit(`b${i}`, request(`b${i}`, "B")).ok).toBe(true);
+    const server = engine.submit("c0", request("c0", "C"));
+    expect(server).toMatchObject({ ok: false, code: "limit_reached" });
+    if (!server.ok) expect(server.message).toContain("5");
+    for (let i = 0; i < 2; i++) expect(engine.submit(`d${i}`, request(`d${i}`, "D", "g2")).ok).toBe(true);
+    const full = engine.submit("e0", request("e0", "E", "g3"));
+    expect(full).toMatchObject({ ok: false, code: "queue_full" });
+    if (!full.ok) expect(full.message).toContain("7");
+  });
+
+  it("reports position and ETA for every waiting job, and again when it changes", async () => {
+    const { engine, backend, events } = setup();
+    await engine.start();
+    engine.submit("e1", request("p1", "A"));
+    engine.submit("e2", request("p2", "B"));
+    engine.submit("e3", request("p3", "C"));
+    const last = (prompt: string) => events.queued.filter((e) => e.job.request.prompt === prompt).at(-1);
+    expect(last("p2")?.position).toBe(1);
+    expect(last("p3")?.position).toBe(2);
+    expect(last("p3")?.etaMs ?? 0).toBeGreaterThan(last("p2")?.etaMs ?? 0);
+    await until(() => backend.running.has("p1"), "p1");
+    backend.finish("p1");
+    await until(() => backend.running.has("p2"), "p2");
+    expect(last("p3")?.position).toBe(1);
+  });
+
+  it("cancels a queued job at once and a running one through its signal, freeing the slot only when it stopped", async () => {
+    const { engine, backend, events, store } = setup();
+    backend.abortDelayMs = 60;
+    await engine.start();
+    const running = engine.submit("e1", request("slow", "A"));
+    const waiting = engine.submit("e2", request("next", "B"));
+    const cancelMe = engine.submit("e3", request("never", "C"));
+    if (!running.ok || !waiting.ok || !cancelMe.ok) throw new Error("refused");
+    expect(engine.cancel(cancelMe.job.id)).toBe(true);
+    expect(store.jobs.getJob(cancelMe.job.id)?.state).toBe("cancelled");
+    await until(() => backend.running.has("slow"), "slow");
+    expect(engine.cancel(running.job.id)).toBe(true);
+    await settle(30);
+    // Aborted but not yet stopped: the next job must still wait.
+    expect(backend.started).toEqual(["slow"]);
+    await until(() => backend.running.has("next"), "next after the slot freed");
+    expect(events.cancelled.map((e) => e.job.request.prompt).sort()).toEqual(["never", "slow"]);
+    expect(backend.started).not.toContain("never");
+  });
+
+  it("retries transient failures up to the cap and never retries a content-policy refusal", async () => {
+    const { engine, backend, events } = setup({ limits: { maxAttempts: 3 } });
+    backend.failures.set("flaky", [
+      new EaselError("worker_crashed", "boom"),
+      new EaselError("timeout", "slow"),
+    ]);
+    backend.failures.set(
+      "doomed",
+      [1, 2, 3].map(() => new EaselError("worker_hung", "stuck")),
+    );
+    backend.failures.set("naughty", [
+      new EaselError("content_policy", "Rejected by the provider's safety system."),
+    ]);
+    await engine.start();
+    engine.submit("e1", request("flaky", "A"));
+    engine.submit("e2", request("doomed", "B"));
+    engine.submit("e3", request("naughty", "C"));
+    await until(() => backend.running.has("flaky"), "third attempt of flaky");
+    backend.finish("flaky");
+    await until(() => events.failed.length === 2 && events.done.length === 1, "outcomes");
+    expect(backend.started.filter((p) => p === "flaky")).toHaveLength(3);
+    expect(backend.started.filter((p) => p === "doomed")).toHaveLength(3);
+    expect(backend.started.filter((p) => p === "naughty")).toHaveLength(1);
+    const failed = Object.fromEntries(events.failed.map((e) => [e.job.request.prompt, e]));
+    expect(failed.doomed?.code).toBe("worker_hung");
+    expect(failed.naughty?.code).toBe("content_policy");
+    expect(failed.naughty?.message).toContain("safety system");
+    expect(events.queued.some((e) => e.retry && e.job.request.prompt === "flaky")).toBe(true);
+  });
+
+  it("aborts a render that exceeds the backend's timeout and retries it", async () => {
+    const { engine, backend, events } = setup({
+      backendLimits: { ldm: { timeoutMs: 40 } },
+      limits: { maxAttempts: 2 },
+    });
+    await engine.start();
+    engine.submit("e1", request("stuck"));
+    await until(() => events.failed.length === 1, "timeout failure");
+    expect(backend.started).toEqual(["stuck", "stuck"]);
+    expect(events.failed[0]?.code).toBe("timeout");
+  });
+
+  it("after a restart runs queued jobs in order, retries the running one and delivers the rendered one without rendering", async () => {
+    const first = setup();
+    await first.engine.start();
+    const a = first.engine.submit("e1", request("was-rendered", "A"));
+    first.engine.submit("e2", request("was-running", "B"));
+    first.engine.submit("e3", request("was-queued-1", "C"));
+    first.engine.submit("e4", request("was-queued-2", "D"));
+    await until(() => first.backend.running.has("was-rendered"), "first job");
+    first.backend.finish("was-rendered");
+    await until(() => first.backend.running.has("was-running"), "second job");
+    // The process dies here: nothing is delivered, one job is mid-render (the engine is simply abandoned).
+    engines.splice(engines.indexOf(first.engine), 1);
+    stores.splice(stores.indexOf(first.store), 1);
+    first.store.close();
+
+    const second = setup({}, first.dir);
+    second.backend.autoFinishMs = 1;
+    await second.engine.start();
+    expect(second.events.done.map((e) => e.job.request.prompt)).toEqual(["was-rendered"]);
+    expect(second.events.done[0]?.images).toHaveLength(1);
+    await until(() => second.events.done.length === 4, "all rendered");
+    expect(second.backend.started).toEqual(["was-running", "was-queued-1", "was-queued-2"]);
+    if (a.ok) expect(second.engine.delivered(a.job.id)?.state).toBe("delivered");
+  });
+
+  it("shows a failure that was not shown before the restart", async () => {
+    const first = setup({ limits: { maxAttempts: 1 } });
+    first.backend.failures.set("bad", [new EaselError("invalid_argument", "steps must be from 1 to 150")]);
+    await first.engine.start();
+    first.engine.submit("e1", request("bad"));
+    await until(() => first.events.failed.length === 1, "failure");
+    stores.splice(stores.indexOf(first.store), 1);
+    first.store.close();
+    const second = setup({}, first.dir);
+    await second.engine.start();
+    expect(second.events.failed.map((e) => e.message)).toEqual(["steps must be from 1 to 150"]);
+    second.engine.failureShown(second.events.failed[0]?.job.id ?? "");
+    const third = setup({}, first.dir);
+    await third.engine.start();
+    expect(third.events.failed).toEqual([]);
+  });
+
+  it("passes progress through and stops taking work on stop, requeueing what runs", async () => {
+    const { engine, backend, events, store } = setup();
+    await engine.start();
+    const job = engine.submit("e1", request("long"));
+    await until(() => events.progress.length === 1, "progress");
+    expect(events.progress[0]?.progress).toEqual({ step: 1, total: 2 });
+    await engine.stop(20);
+    expect(engine.submit("e2", request("late"))).toMatchObject({ ok: false, code: "shutting_down" });
+    if (job.ok) expect(store.jobs.getJob(job.job.id)?.state).toBe("queued");
+    expect(backend.running.size).toBe(0);
+  });
+});
