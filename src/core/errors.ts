@@ -23,6 +23,8 @@ export type EaselErrorCode =
   | "not_found"
   | "render_failed"
   | "forbidden"
+  // A prompt refused by a guild's banned words or patterns (src/core/moderation.ts); never retried.
+  | "banned_content"
   // The store (src/store): SQLite locked past busy_timeout, no space left, an I/O failure, a damaged or
   // too-new database, a state change that lost a race.
   | "store_busy"
