@@ -1,3 +1,4 @@
+import { benchEngine } from "./engine.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
@@ -8,3 +9,4 @@ benchTokenizer();
 benchRandn();
 benchScheduler();
 await benchPipeline();
+await benchEngine();

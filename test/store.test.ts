@@ -17,6 +17,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EaselError } from "../src/core/errors.ts";
 import { JOB_STATES, JOB_TRANSITIONS, type JobState } from "../src/core/job.ts";
 import type { GenerationRequest } from "../src/core/request.ts";
+import { durableWriteTransaction } from "../src/store/database.ts";
 import { DEFAULT_IMAGE_FILE_OPS, type ImageFileOps } from "../src/store/images.ts";
 import { MIGRATIONS, type Migration, Store, type StoreOptions } from "../src/store/index.ts";
 import { JOB_ID_LENGTH } from "../src/store/jobs.ts";
@@ -111,12 +112,21 @@ describe("database", () => {
     expect(tables).toEqual(["channel_settings", "deliveries", "guild_settings", "images", "jobs"]);
   });
 
-  it("runs every connection with WAL, synchronous=FULL, foreign keys and a busy timeout", () => {
+  it("runs every connection with WAL, synchronous=NORMAL, foreign keys and a busy timeout", () => {
     const store = openStore();
     expect(store.db.pragma("journal_mode", { simple: true })).toBe("wal");
-    expect(store.db.pragma("synchronous", { simple: true })).toBe(2); // 2 = FULL
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(1); // 1 = NORMAL: later state changes
     expect(store.db.pragma("foreign_keys", { simple: true })).toBe(1);
     expect(store.db.pragma("busy_timeout", { simple: true })).toBe(5000);
+  });
+
+  it("commits durable writes (new jobs) with synchronous=FULL and returns to NORMAL", () => {
+    const store = openStore();
+    const inside = durableWriteTransaction(store.db, "test", () =>
+      store.db.pragma("synchronous", { simple: true }),
+    );
+    expect(inside).toBe(2); // 2 = FULL: the commit fsyncs the WAL
+    expect(store.db.pragma("synchronous", { simple: true })).toBe(1);
   });
 
   it("refuses a database written by a newer easel, naming both versions", () => {

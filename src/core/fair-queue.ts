@@ -20,6 +20,9 @@ interface Waiting extends QueuedEntry {
 /** Remembered "last served" marks are dropped beyond this many, oldest first (memory bound). */
 const MAX_REMEMBERED = 10_000;
 
+/** Waiting jobs grouped as workspace → user → FIFO list (what the selection walks). */
+type Groups = Map<string, Map<string, Waiting[]>>;
+
 /** One fair queue (one per backend). */
 export class FairQueue {
   private readonly waiting = new Map<string, Waiting>();
@@ -27,6 +30,8 @@ export class FairQueue {
   private readonly servedUser = new Map<string, number>();
   private arrivals = 0;
   private dispatches = 0;
+  /** The predicted order, kept until the queue changes (positions are read far more often than changed). */
+  private cachedOrder: QueuedEntry[] | undefined;
 
   /** Jobs waiting. */
   get size(): number {
@@ -41,36 +46,58 @@ export class FairQueue {
   push(entry: QueuedEntry): void {
     if (this.waiting.has(entry.jobId)) return;
     this.waiting.set(entry.jobId, { ...entry, seq: this.arrivals++ });
+    this.cachedOrder = undefined;
   }
 
   /** Takes the next job to start and records whom it served. */
   shift(): QueuedEntry | undefined {
-    const next = pickNext([...this.waiting.values()], this.servedWorkspace, this.servedUser);
+    const next = this.order()[0];
     if (!next) return undefined;
     this.waiting.delete(next.jobId);
     const mark = this.dispatches++;
     remember(this.servedWorkspace, next.workspaceId, mark);
     remember(this.servedUser, userKey(next), mark);
-    return { jobId: next.jobId, workspaceId: next.workspaceId, userId: next.userId };
+    this.cachedOrder = undefined;
+    return next;
   }
 
   /** Removes a waiting job (cancelled); true if it was waiting. */
   remove(jobId: string): boolean {
-    return this.waiting.delete(jobId);
+    const removed = this.waiting.delete(jobId);
+    if (removed) this.cachedOrder = undefined;
+    return removed;
   }
 
   /** Every waiting job in the order it would start if nothing else arrived (position 1 first). */
   order(): QueuedEntry[] {
-    const pending = [...this.waiting.values()];
-    const workspaces = new Map(this.servedWorkspace);
-    const users = new Map(this.servedUser);
+    if (this.cachedOrder === undefined) this.cachedOrder = this.predict();
+    return this.cachedOrder;
+  }
+
+  /** Simulates the selection: O(jobs × (workspaces + users of the chosen workspace)). */
+  private predict(): QueuedEntry[] {
+    const groups: Groups = new Map();
+    // A Map iterates in insertion order, which is arrival (seq) order.
+    for (const w of this.waiting.values()) {
+      let users = groups.get(w.workspaceId);
+      if (!users) groups.set(w.workspaceId, (users = new Map()));
+      const key = userKey(w);
+      const jobs = users.get(key);
+      if (jobs) jobs.push(w);
+      else users.set(key, [w]);
+    }
+    const workspaceMark = new Map(this.servedWorkspace);
+    const userMark = new Map(this.servedUser);
     const out: QueuedEntry[] = [];
     let mark = this.dispatches;
-    while (pending.length > 0) {
-      const next = pickNext(pending, workspaces, users) as Waiting;
-      pending.splice(pending.indexOf(next), 1);
-      workspaces.set(next.workspaceId, mark);
-      users.set(userKey(next), mark);
+    while (groups.size > 0) {
+      const [workspaceId, users] = leastServed(groups, workspaceMark, (u) => firstSeq(u));
+      const [key, jobs] = leastServed(users, userMark, (j) => (j[0] as Waiting).seq);
+      const next = jobs.shift() as Waiting;
+      if (jobs.length === 0) users.delete(key);
+      if (users.size === 0) groups.delete(workspaceId);
+      workspaceMark.set(workspaceId, mark);
+      userMark.set(key, mark);
       mark++;
       out.push({ jobId: next.jobId, workspaceId: next.workspaceId, userId: next.userId });
     }
@@ -86,32 +113,29 @@ function remember(map: Map<string, number>, key: string, mark: number): void {
   if (map.size > MAX_REMEMBERED) map.delete(map.keys().next().value as string);
 }
 
-/** The least recently served workspace, then user within it, then that user's oldest job. */
-function pickNext(
-  pending: readonly Waiting[],
-  workspaces: ReadonlyMap<string, number>,
-  users: ReadonlyMap<string, number>,
-): Waiting | undefined {
-  let best: Waiting | undefined;
-  let bestKey: [number, number, number] | undefined;
-  for (const w of pending) {
-    const key: [number, number, number] = [
-      workspaces.get(w.workspaceId) ?? -1,
-      users.get(userKey(w)) ?? -1,
-      w.seq,
-    ];
-    if (bestKey === undefined || compare(key, bestKey) < 0) {
-      best = w;
-      bestKey = key;
-    }
-  }
-  return best;
+function firstSeq(users: Map<string, Waiting[]>): number {
+  let min = Number.POSITIVE_INFINITY;
+  for (const jobs of users.values()) min = Math.min(min, (jobs[0] as Waiting).seq);
+  return min;
 }
 
-function compare(a: readonly number[], b: readonly number[]): number {
-  for (let i = 0; i < a.length; i++) {
-    const d = (a[i] as number) - (b[i] as number);
-    if (d !== 0) return d;
+/** The entry served longest ago (never served first), ties broken by the oldest waiting job. */
+function leastServed<T>(
+  entries: Map<string, T>,
+  marks: ReadonlyMap<string, number>,
+  oldest: (value: T) => number,
+): [string, T] {
+  let best: [string, T] | undefined;
+  let bestMark = 0;
+  let bestSeq = 0;
+  for (const entry of entries) {
+    const mark = marks.get(entry[0]) ?? -1;
+    const seq = oldest(entry[1]);
+    if (best === undefined || mark < bestMark || (mark === bestMark && seq < bestSeq)) {
+      best = entry;
+      bestMark = mark;
+      bestSeq = seq;
+    }
   }
-  return 0;
+  return best as [string, T];
 }

@@ -3,7 +3,7 @@ import type Database from "better-sqlite3";
 import { EaselError } from "../core/errors.ts";
 import { JOB_STATES, JOB_TRANSITIONS, type Job, type JobState } from "../core/job.ts";
 import type { BackendName, GenerationRequest, Requester } from "../core/request.ts";
-import { guard, writeTransaction } from "./database.ts";
+import { durableWriteTransaction, guard, writeTransaction } from "./database.ts";
 
 /**
  * The jobs table: one row per job, created before the user is acknowledged, moved through JOB_TRANSITIONS
@@ -149,7 +149,7 @@ export class JobStore {
     const { request } = input;
     const requester = request.requester;
     const json = JSON.stringify(request);
-    return writeTransaction(this.db, `creating the job for event ${input.eventId}`, () => {
+    return durableWriteTransaction(this.db, `creating the job for event ${input.eventId}`, () => {
       // ON CONFLICT DO NOTHING covers both unique keys: event_id (the duplicate we expect) and id (a random
       // collision, told apart below by finding no row for the event, and retried with a new id).
       for (let tries = 0; tries < 5; tries++) {
