@@ -143,6 +143,15 @@ describe("job engine", () => {
     if (!full.ok) expect(full.message).toContain("7");
   });
 
+  it("applies a guild's lower per-member limit given at submit", async () => {
+    const { engine } = setup();
+    await engine.start();
+    expect(engine.submit("x1", request("x1", "A"), { maxQueuedPerUser: 1 }).ok).toBe(true);
+    const second = engine.submit("x2", request("x2", "A"), { maxQueuedPerUser: 1 });
+    expect(second).toMatchObject({ ok: false, code: "limit_reached" });
+    if (!second.ok) expect(second.message).toContain("1 job");
+  });
+
   it("reports position and ETA for every waiting job, and again when it changes", async () => {
     const { engine, backend, events } = setup();
     await engine.start();

@@ -13,6 +13,7 @@ import { FairQueue } from "./fair-queue.ts";
 import type { Job, JobState } from "./job.ts";
 import { MESSAGES } from "./messages.ts";
 import type { BackendName, GenerationRequest } from "./request.ts";
+import { DEFAULT_LIMITS } from "./settings.ts";
 
 /**
  * The job engine: takes validated requests, keeps them durable in the store before anyone is told "queued",
@@ -79,7 +80,7 @@ export interface EngineLimits {
 }
 
 export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
-  maxQueuedPerUser: 3,
+  maxQueuedPerUser: DEFAULT_LIMITS.maxQueuedPerUser,
   maxQueuedPerWorkspace: 25,
   maxQueued: 100,
   maxAttempts: 3,
@@ -224,7 +225,11 @@ export class Engine extends EventEmitter<EngineEvents> {
    * Records a request and queues it. The job row is written (synchronously, durably) before this returns, so
    * the platform can acknowledge right after. The same event id twice gives the same job.
    */
-  submit(eventId: string, request: GenerationRequest): SubmitResult {
+  submit(
+    eventId: string,
+    request: GenerationRequest,
+    options: { maxQueuedPerUser?: number } = {},
+  ): SubmitResult {
     if (!this.accepting) return { ok: false, code: "shutting_down", message: MESSAGES.shuttingDown };
     const lane = this.lanes.get(request.backend);
     if (!lane) {
@@ -233,7 +238,11 @@ export class Engine extends EventEmitter<EngineEvents> {
     // A redelivered platform event (the same interaction twice) gets the job it already made, not a refusal.
     const existing = this.store.findJobByEvent(eventId);
     if (existing) return this.accepted(existing, true);
-    const refusal = this.checkLimits(request);
+    // A guild or channel may set a lower per-member limit than the engine's (never a higher one).
+    const refusal = this.checkLimits(
+      request,
+      Math.min(options.maxQueuedPerUser ?? Number.POSITIVE_INFINITY, this.limits.maxQueuedPerUser),
+    );
     if (refusal) return refusal;
     const { job, created } = this.store.createJob(eventId, request, this.now());
     if (!created) return this.accepted(job, true);
@@ -338,7 +347,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     return { ok: true, job, duplicate, position: place?.position ?? 0, etaMs: place?.etaMs ?? 0 };
   }
 
-  private checkLimits(request: GenerationRequest): SubmitResult | undefined {
+  private checkLimits(request: GenerationRequest, maxPerUser: number): SubmitResult | undefined {
     let total = 0;
     let user = 0;
     let workspace = 0;
@@ -355,8 +364,8 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (total >= this.limits.maxQueued) {
       return { ok: false, code: "queue_full", message: MESSAGES.queueFull(this.limits.maxQueued) };
     }
-    if (user >= this.limits.maxQueuedPerUser) {
-      return { ok: false, code: "limit_reached", message: MESSAGES.userLimit(this.limits.maxQueuedPerUser) };
+    if (user >= maxPerUser) {
+      return { ok: false, code: "limit_reached", message: MESSAGES.userLimit(maxPerUser) };
     }
     if (workspace >= this.limits.maxQueuedPerWorkspace) {
       return {

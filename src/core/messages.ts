@@ -25,7 +25,7 @@ export const MESSAGES = {
   shuttingDown: "easel is restarting; please try again in a minute.",
   queueFull: (max: number) => `The queue is full (${max} jobs). Please try again in a few minutes.`,
   userLimit: (max: number) =>
-    `You already have ${max} jobs waiting or rendering (the limit); wait for one to finish.`,
+    `You already have ${max} job${max === 1 ? "" : "s"} waiting or rendering (the limit); wait for one to finish.`,
   workspaceLimit: (max: number) =>
     `This server already has ${max} jobs waiting (its limit); please try again soon.`,
   backendUnavailable: (backend: string) => `The ${backend} renderer is not configured on this bot.`,
