@@ -1,0 +1,200 @@
+import type { BackendProgress } from "./backend.ts";
+import { encodeButtonId } from "./buttons.ts";
+import type { StoredImage } from "./engine.ts";
+import type { Job } from "./job.ts";
+import { formatDuration, MESSAGES } from "./messages.ts";
+import { renderCanonicalPrompt } from "./prompt-flags.ts";
+
+/**
+ * Engine events → a neutral message model (text, fields, images, buttons) that the Discord and Slack adapters
+ * lay out as an embed with components or as Block Kit. Every limit that both platforms share is applied here.
+ */
+
+export interface MessageField {
+  name: string;
+  value: string;
+  inline: boolean;
+}
+
+export interface MessageButton {
+  id: string;
+  label: string;
+  style: "primary" | "secondary" | "danger";
+}
+
+export interface MessageModel {
+  /** The plain line above the card (mentions go here). */
+  content: string;
+  title: string;
+  description?: string;
+  fields: MessageField[];
+  /** Images to attach; the first is shown large (the grid of a multi-image job). */
+  images: { imageId: string; filename: string }[];
+  /** A small progress image (RGB preview), shown while rendering. */
+  preview?: BackendProgress["preview"];
+  /** Rows of at most 5 buttons, at most 5 rows. */
+  buttons: MessageButton[][];
+  footer?: string;
+  tone: "info" | "success" | "error";
+}
+
+/** Discord's field value limit, the tighter of the two platforms. */
+const FIELD_MAX = 1024;
+const TITLE_MAX = 256;
+
+/** Cuts text to `max` characters (code points), ending in an ellipsis when cut. */
+export function cut(text: string, max: number): string {
+  const chars = Array.from(text);
+  return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
+}
+
+/** `<@user>` mentions the requester on both Discord and Slack. */
+const mention = (job: Job) => `<@${job.request.requester.userId}>`;
+
+function promptTitle(job: Job): string {
+  return cut(job.request.prompt || "(empty prompt)", TITLE_MAX);
+}
+
+function cancelRow(job: Job): MessageButton[][] {
+  return [[{ id: encodeButtonId({ action: "cancel", jobId: job.id }), label: "❌ Cancel", style: "danger" }]];
+}
+
+/** Waiting in line. */
+export function presentQueued(job: Job, position: number, etaMs: number, retry: boolean): MessageModel {
+  return {
+    content: retry ? MESSAGES.retrying(position) : MESSAGES.queued(position, etaMs),
+    title: promptTitle(job),
+    fields: [],
+    images: [],
+    buttons: cancelRow(job),
+    tone: "info",
+  };
+}
+
+/** Rendering, with the step and (when there is one) a preview. */
+export function presentRunning(job: Job, progress?: BackendProgress): MessageModel {
+  return {
+    content: progress ? MESSAGES.running(progress.step, progress.total) : MESSAGES.starting,
+    title: promptTitle(job),
+    fields: [],
+    images: [],
+    ...(progress?.preview ? { preview: progress.preview } : {}),
+    buttons: cancelRow(job),
+    tone: "info",
+  };
+}
+
+/** The finished result: images, every setting, the prompt to copy, and the buttons. */
+export function presentDone(
+  job: Job,
+  images: readonly StoredImage[],
+  notes: readonly string[],
+  renderMs: number,
+): MessageModel {
+  const r = job.request;
+  const pictures = images.filter((i) => i.variant > 0).sort((a, b) => a.variant - b.variant);
+  const grid = images.find((i) => i.variant === 0);
+  const seeds = pictures.map((i) => (i.seed === null ? "n/a" : String(i.seed)));
+  const fields: MessageField[] = [
+    {
+      name: "Seed",
+      value: seeds.length > 1 ? seeds.map((s, i) => `${i + 1}: ${s}`).join(" · ") : (seeds[0] ?? "n/a"),
+      inline: true,
+    },
+    { name: "Steps", value: String(r.steps), inline: true },
+    { name: "CFG", value: String(r.guidance), inline: true },
+    { name: "Sampler", value: r.sampler, inline: true },
+    {
+      name: "Size",
+      value: `${pictures[0]?.width ?? r.width}×${pictures[0]?.height ?? r.height}`,
+      inline: true,
+    },
+    { name: "Model", value: `${r.model} (${r.backend})`, inline: true },
+  ];
+  if (r.negativePrompt)
+    fields.unshift({ name: "Negative prompt", value: cut(r.negativePrompt, FIELD_MAX), inline: false });
+  fields.push({
+    name: "Prompt to rerun",
+    value: cut(`\`${renderCanonicalPrompt(r)}\``, FIELD_MAX),
+    inline: false,
+  });
+  if (notes.length > 0)
+    fields.push({ name: "Notes", value: cut(notes.join("\n"), FIELD_MAX), inline: false });
+
+  const buttons: MessageButton[][] = [];
+  const indexes = pictures.map((p) => p.variant);
+  if (indexes.length > 0) {
+    buttons.push(
+      indexes.map((n) => ({
+        id: encodeButtonId({ action: "upscale", jobId: job.id, variant: n }),
+        label: `U${n}`,
+        style: "secondary" as const,
+      })),
+    );
+    buttons.push(
+      indexes.map((n) => ({
+        id: encodeButtonId({ action: "variation", jobId: job.id, variant: n }),
+        label: `V${n}`,
+        style: "secondary" as const,
+      })),
+    );
+  }
+  const last: MessageButton[] = [
+    { id: encodeButtonId({ action: "reroll", jobId: job.id }), label: "🔁 Reroll", style: "primary" },
+  ];
+  if (r.backend === "ldm")
+    last.push({
+      id: encodeButtonId({ action: "howItWasMade", jobId: job.id }),
+      label: "🎞 How it was made",
+      style: "secondary",
+    });
+  last.push({ id: encodeButtonId({ action: "delete", jobId: job.id }), label: "🗑 Delete", style: "danger" });
+  buttons.push(last);
+
+  const attach = [...(grid ? [grid] : []), ...pictures].map((i) => ({
+    imageId: i.id,
+    filename: i.variant === 0 ? `easel-${job.id}-grid.png` : `easel-${job.id}-${i.variant}.png`,
+  }));
+  return {
+    content: `${mention(job)} your image${pictures.length > 1 ? "s are" : " is"} ready`,
+    title: promptTitle(job),
+    fields,
+    images: attach,
+    buttons,
+    footer: `Job ${job.id} · ${formatDuration(renderMs)} to render`,
+    tone: "success",
+  };
+}
+
+/** A job that failed, with the reason the member can act on. */
+export function presentFailed(job: Job, message: string): MessageModel {
+  return {
+    content: `${mention(job)} ${message}`,
+    title: promptTitle(job),
+    fields: [
+      {
+        name: "Prompt to rerun",
+        value: cut(`\`${renderCanonicalPrompt(job.request)}\``, FIELD_MAX),
+        inline: false,
+      },
+    ],
+    images: [],
+    buttons: [
+      [{ id: encodeButtonId({ action: "reroll", jobId: job.id }), label: "🔁 Try again", style: "primary" }],
+    ],
+    footer: `Job ${job.id}`,
+    tone: "error",
+  };
+}
+
+/** A cancelled job. */
+export function presentCancelled(job: Job): MessageModel {
+  return {
+    content: MESSAGES.cancelled,
+    title: promptTitle(job),
+    fields: [],
+    images: [],
+    buttons: [],
+    tone: "info",
+  };
+}
