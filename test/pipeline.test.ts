@@ -17,6 +17,7 @@ import {
   writeTinyModel,
 } from "../src/backends/ldm/tiny-model.ts";
 import { isEaselError } from "../src/core/errors.ts";
+import { failure } from "./support.ts";
 
 const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
 const modelsDir = mkdtempSync(join(tmpdir(), "easel-models-"));
@@ -50,15 +51,6 @@ function pixels(result: GenerateResult, index = 0): Uint8Array {
 }
 
 const same = (a: Uint8Array, b: Uint8Array) => Buffer.from(a).equals(Buffer.from(b));
-
-async function failure(promise: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error("expected a failure");
-}
 
 beforeAll(async () => {
   await model("sd1");

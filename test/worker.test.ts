@@ -9,6 +9,7 @@ import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
 import { type GenerateParams, generate } from "../src/backends/ldm/pipeline.ts";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
+import { failure } from "./support.ts";
 
 const modelsDir = mkdtempSync(join(tmpdir(), "easel-worker-"));
 const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
@@ -30,15 +31,6 @@ const PARAMS: GenerateParams = {
   height: 64,
   count: 2,
 };
-
-async function failure(promise: Promise<unknown>): Promise<Error & { code?: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    return err as Error & { code?: string };
-  }
-  throw new Error("expected a failure");
-}
 
 beforeAll(async () => {
   await writeTinyModel(join(modelsDir, "tiny"), TINY_MODEL_VARIANTS.sd1, TOKENIZER);

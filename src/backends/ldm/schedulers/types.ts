@@ -1,17 +1,9 @@
+import { SAMPLER_NAMES } from "../../../core/prompt-flags.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import type { SchedulerConfig } from "./config.ts";
 
-/** Scheduler names users can pick (`--sampler`), each one diffusers scheduler class plus settings. */
-export const SCHEDULER_NAMES = [
-  "ddim",
-  "pndm",
-  "euler",
-  "euler_ancestral",
-  "dpmpp_2m",
-  "dpmpp_2m_karras",
-  "lcm",
-  "euler_trailing",
-] as const;
+/** Scheduler names users can pick (`--sampler`): core's list, since core validates requests without backends. */
+export const SCHEDULER_NAMES = SAMPLER_NAMES;
 
 /** A scheduler name easel knows (see SCHEDULER_NAMES). */
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
