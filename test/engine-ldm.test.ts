@@ -51,8 +51,10 @@ describe("the engine with the LDM pipeline in its worker process", () => {
     const opened = store;
     const backend = new LdmBackend((model) => {
       let worker = workers.get(model);
-      if (!worker)
-        workers.set(model, (worker = new LdmWorkerSupervisor({ modelsDir, model, device: "cpu" })));
+      if (!worker) {
+        worker = new LdmWorkerSupervisor({ modelsDir, model, device: "cpu" });
+        workers.set(model, worker);
+      }
       return worker;
     }, 2);
     const engine = new Engine({

@@ -80,7 +80,10 @@ export class FairQueue {
     // A Map iterates in insertion order, which is arrival (seq) order.
     for (const w of this.waiting.values()) {
       let users = groups.get(w.workspaceId);
-      if (!users) groups.set(w.workspaceId, (users = new Map()));
+      if (!users) {
+        users = new Map();
+        groups.set(w.workspaceId, users);
+      }
       const key = userKey(w);
       const jobs = users.get(key);
       if (jobs) jobs.push(w);
