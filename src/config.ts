@@ -15,11 +15,26 @@ export const DEFAULT_CONFIG = {
   device: "auto",
   slackPort: 3000,
   openaiImageModel: "gpt-image-1",
+  /** One OpenAI request attempt; well below the SDK's own 10 minutes. */
+  openaiTimeoutMs: 120_000,
+  /** The SDK's retries of 429 / 5xx / timeouts (the SDK's default). */
+  openaiMaxRetries: 2,
+  /** OpenAI tier 1 allows 5 images per minute for GPT-image models. */
+  openaiMaxRequestsPerMinute: 5,
+  openaiConcurrency: 4,
+  /** OpenAI images one member may make per UTC day (0: no cap). */
+  openaiDailyImagesPerUser: 20,
+  /** OpenAI images one Discord server or Slack workspace may make per UTC day (0: no cap). */
+  openaiDailyImagesPerGuild: 200,
   hubEndpoint: "https://huggingface.co",
 } as const;
 
 const DEVICES = ["auto", "cuda", "cpu"] as const;
 type Device = (typeof DEVICES)[number];
+
+/** Every quality the OpenAI images API knows; which model takes which is checked by the backend. */
+export const OPENAI_QUALITIES = ["standard", "hd", "low", "medium", "high", "auto"] as const;
+export type OpenAiQuality = (typeof OPENAI_QUALITIES)[number];
 
 const optionalString = z
   .string()
@@ -39,6 +54,22 @@ const wholeNumber = (name: string, min: number, max: number) =>
     })
     .transform((s) => (s === undefined ? undefined : Number(s)));
 
+/** One OPENAI_IMAGE_PRICES entry: `model[:size|*[:quality]]=US dollars per image`. */
+const PRICE_ENTRY = /^([A-Za-z0-9._-]+(?::(?:\d{2,5}x\d{2,5}|\*)(?::[a-z]+)?)?)=(\d{1,3}(?:\.\d{1,6})?)$/;
+
+/** Parses OPENAI_IMAGE_PRICES into a key → US dollars table; undefined when an entry is malformed. */
+function parsePrices(text: string): Record<string, number> | undefined {
+  const prices: Record<string, number> = {};
+  for (const raw of text.split(",")) {
+    const entry = raw.trim();
+    if (entry === "") continue;
+    const match = PRICE_ENTRY.exec(entry);
+    if (!match?.[1] || match[2] === undefined) return undefined;
+    prices[match[1]] = Number(match[2]);
+  }
+  return prices;
+}
+
 const EnvSchema = z.object({
   DISCORD_TOKEN: optionalString,
   DISCORD_GUILD_ID: optionalString.refine((s) => s === undefined || /^\d{17,20}$/.test(s), {
@@ -53,6 +84,23 @@ const EnvSchema = z.object({
   OPENAI_API_KEY: optionalString,
   OPENAI_BASE_URL: optionalUrl("OPENAI_BASE_URL"),
   OPENAI_IMAGE_MODEL: optionalString,
+  OPENAI_TIMEOUT_MS: wholeNumber("OPENAI_TIMEOUT_MS", 1_000, 300_000),
+  OPENAI_MAX_RETRIES: wholeNumber("OPENAI_MAX_RETRIES", 0, 10),
+  OPENAI_MAX_RPM: wholeNumber("OPENAI_MAX_RPM", 1, 100_000),
+  OPENAI_CONCURRENCY: wholeNumber("OPENAI_CONCURRENCY", 1, 64),
+  OPENAI_IMAGE_QUALITY: optionalString
+    .refine((s) => s === undefined || OPENAI_QUALITIES.includes(s as OpenAiQuality), {
+      message: `OPENAI_IMAGE_QUALITY must be one of ${OPENAI_QUALITIES.join(", ")}`,
+    })
+    .transform((s) => s as OpenAiQuality | undefined),
+  OPENAI_DAILY_IMAGES_PER_USER: wholeNumber("OPENAI_DAILY_IMAGES_PER_USER", 0, 1_000_000),
+  OPENAI_DAILY_IMAGES_PER_GUILD: wholeNumber("OPENAI_DAILY_IMAGES_PER_GUILD", 0, 1_000_000),
+  OPENAI_IMAGE_PRICES: optionalString
+    .refine((s) => s === undefined || parsePrices(s) !== undefined, {
+      message:
+        "OPENAI_IMAGE_PRICES must be comma-separated model[:size[:quality]]=dollars entries, e.g. gpt-image-1=0.042,dall-e-3:1792x1024:hd=0.12",
+    })
+    .transform((s) => (s === undefined ? {} : (parsePrices(s) ?? {}))),
   EASEL_MODELS_DIR: optionalString,
   EASEL_MODEL: optionalString,
   EASEL_DEVICE: optionalString
@@ -69,11 +117,34 @@ const EnvSchema = z.object({
   HF_TOKEN: optionalString,
 });
 
+/** The OpenAI images backend's settings (OPENAI_*); src/backends/openai takes this shape as it is. */
+export interface OpenAiConfig {
+  apiKey?: string;
+  baseUrl?: string;
+  imageModel: string;
+  /** Milliseconds one request attempt may take (OPENAI_TIMEOUT_MS). */
+  timeoutMs: number;
+  /** The SDK's retries of 429 / 5xx / timeouts (OPENAI_MAX_RETRIES). */
+  maxRetries: number;
+  /** Requests per minute to the API (OPENAI_MAX_RPM): the engine's rate cap for this backend. */
+  maxRequestsPerMinute: number;
+  /** Jobs rendering at once (OPENAI_CONCURRENCY). */
+  concurrency: number;
+  /** Quality asked for (OPENAI_IMAGE_QUALITY); the model's default when unset. */
+  quality?: OpenAiQuality;
+  /** Images per member per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_USER). */
+  dailyImagesPerUser: number;
+  /** Images per Discord server / Slack workspace per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_GUILD). */
+  dailyImagesPerGuild: number;
+  /** Price overrides, US dollars per image by `model[:size|*[:quality]]` (OPENAI_IMAGE_PRICES). */
+  prices: Record<string, number>;
+}
+
 /** The validated configuration every other module receives (they never read the environment). */
 export interface Config {
   discord: { token?: string; guildId?: string; apiBase?: string };
   slack: { botToken?: string; appToken?: string; signingSecret?: string; apiUrl?: string; port: number };
-  openai: { apiKey?: string; baseUrl?: string; imageModel: string };
+  openai: OpenAiConfig;
   modelsDir: string;
   model?: string;
   device: Device;
@@ -127,6 +198,14 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     openai: {
       ...defined({ apiKey: e.OPENAI_API_KEY, baseUrl: e.OPENAI_BASE_URL }),
       imageModel: e.OPENAI_IMAGE_MODEL ?? DEFAULT_CONFIG.openaiImageModel,
+      timeoutMs: e.OPENAI_TIMEOUT_MS ?? DEFAULT_CONFIG.openaiTimeoutMs,
+      maxRetries: e.OPENAI_MAX_RETRIES ?? DEFAULT_CONFIG.openaiMaxRetries,
+      maxRequestsPerMinute: e.OPENAI_MAX_RPM ?? DEFAULT_CONFIG.openaiMaxRequestsPerMinute,
+      concurrency: e.OPENAI_CONCURRENCY ?? DEFAULT_CONFIG.openaiConcurrency,
+      ...defined({ quality: e.OPENAI_IMAGE_QUALITY }),
+      dailyImagesPerUser: e.OPENAI_DAILY_IMAGES_PER_USER ?? DEFAULT_CONFIG.openaiDailyImagesPerUser,
+      dailyImagesPerGuild: e.OPENAI_DAILY_IMAGES_PER_GUILD ?? DEFAULT_CONFIG.openaiDailyImagesPerGuild,
+      prices: e.OPENAI_IMAGE_PRICES,
     },
     modelsDir,
     ...defined({ model: e.EASEL_MODEL }),

@@ -45,8 +45,56 @@ describe("configuration", () => {
     [{ EASEL_THREADS: "0" }, "EASEL_THREADS"],
     [{ EASEL_CUDA_DEVICE: "-1" }, "EASEL_CUDA_DEVICE"],
     [{ EASEL_IDLE_UNLOAD_MINUTES: "soon" }, "EASEL_IDLE_UNLOAD_MINUTES"],
+    [{ OPENAI_TIMEOUT_MS: "600000" }, "OPENAI_TIMEOUT_MS"],
+    [{ OPENAI_MAX_RETRIES: "-1" }, "OPENAI_MAX_RETRIES"],
+    [{ OPENAI_MAX_RPM: "0" }, "OPENAI_MAX_RPM"],
+    [{ OPENAI_CONCURRENCY: "many" }, "OPENAI_CONCURRENCY"],
+    [{ OPENAI_IMAGE_QUALITY: "ultra" }, "OPENAI_IMAGE_QUALITY"],
+    [{ OPENAI_DAILY_IMAGES_PER_USER: "1.5" }, "OPENAI_DAILY_IMAGES_PER_USER"],
+    [{ OPENAI_DAILY_IMAGES_PER_GUILD: "lots" }, "OPENAI_DAILY_IMAGES_PER_GUILD"],
+    [{ OPENAI_IMAGE_PRICES: "gpt-image-1:0.04" }, "OPENAI_IMAGE_PRICES"],
+    [{ OPENAI_BASE_URL: "api dot openai" }, "OPENAI_BASE_URL"],
   ])("names the variable in error for %j", (env, variable) => {
     expect(configError(env)).toContain(variable);
+  });
+
+  it("reads the OpenAI backend's settings with defaults well below the SDK's 10-minute timeout", () => {
+    expect(loadConfig({}).openai).toEqual({
+      imageModel: "gpt-image-1",
+      timeoutMs: 120_000,
+      maxRetries: 2,
+      maxRequestsPerMinute: 5,
+      concurrency: 4,
+      dailyImagesPerUser: 20,
+      dailyImagesPerGuild: 200,
+      prices: {},
+    });
+    const config = loadConfig({
+      OPENAI_API_KEY: "sk-test",
+      OPENAI_BASE_URL: "http://127.0.0.1:8080/v1",
+      OPENAI_IMAGE_MODEL: "dall-e-3",
+      OPENAI_IMAGE_QUALITY: "hd",
+      OPENAI_TIMEOUT_MS: "30000",
+      OPENAI_MAX_RETRIES: "0",
+      OPENAI_MAX_RPM: "50",
+      OPENAI_CONCURRENCY: "8",
+      OPENAI_DAILY_IMAGES_PER_USER: "0",
+      OPENAI_DAILY_IMAGES_PER_GUILD: "1000",
+      OPENAI_IMAGE_PRICES: " dall-e-3:1792x1024:hd=0.12, my-model=0.01 ,gpt-image-1:*:high=0.2",
+    });
+    expect(config.openai).toEqual({
+      apiKey: "sk-test",
+      baseUrl: "http://127.0.0.1:8080/v1",
+      imageModel: "dall-e-3",
+      quality: "hd",
+      timeoutMs: 30_000,
+      maxRetries: 0,
+      maxRequestsPerMinute: 50,
+      concurrency: 8,
+      dailyImagesPerUser: 0,
+      dailyImagesPerGuild: 1000,
+      prices: { "dall-e-3:1792x1024:hd": 0.12, "my-model": 0.01, "gpt-image-1:*:high": 0.2 },
+    });
   });
 
   it("says which tokens are missing when no platform can start", () => {

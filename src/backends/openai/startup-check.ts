@@ -1,0 +1,73 @@
+import type OpenAI from "openai";
+import { APIError } from "openai";
+import { EaselError } from "../../core/errors.ts";
+import { describeFailure, isModelNotFound, type OpenAiErrorContext, translateOpenAiError } from "./errors.ts";
+
+/**
+ * The OpenAI start-up check: one GET /models/{model}, once, when the bot starts (never per request). A key the
+ * server refuses, or a model it does not offer (dall-e-2 and dall-e-3 since OpenAI retired them on 2026-05-12),
+ * is an operator error naming the variable to change; a server that cannot be reached now, or that has no
+ * models endpoint (some OpenAI-compatible servers), is a warning, since jobs will say so themselves.
+ */
+
+/** What the check found that the operator should read, though the backend can start. */
+export interface SetupCheck {
+  warnings: string[];
+}
+
+/** The check's own limits: start-up should not hang on a slow server. */
+const CHECK_TIMEOUT_MS = 15_000;
+
+const RETIRED = new Set(["dall-e-2", "dall-e-3"]);
+
+/** Runs the check with `client`; throws a "config" EaselError naming OPENAI_API_KEY or OPENAI_IMAGE_MODEL. */
+export async function checkOpenAiSetup(client: OpenAI, ctx: OpenAiErrorContext): Promise<SetupCheck> {
+  const warnings: string[] = [];
+  try {
+    const info = await client.models.retrieve(ctx.model, {
+      maxRetries: 1,
+      timeout: Math.min(ctx.timeoutMs, CHECK_TIMEOUT_MS),
+    });
+    const shutdown = (info as { shutdown_date?: unknown }).shutdown_date;
+    if (typeof shutdown === "string" && shutdown !== "")
+      warnings.push(
+        `OPENAI_IMAGE_MODEL=${ctx.model}: ${ctx.host} says this model shuts down on ${shutdown}; choose another before then.`,
+      );
+    return { warnings };
+  } catch (err) {
+    const translated = translateOpenAiError(err, ctx);
+    const detail = describeFailure(translated.cause as Parameters<typeof describeFailure>[0]);
+    const status = err instanceof APIError ? err.status : undefined;
+    if (status === 401)
+      throw new EaselError(
+        "config",
+        `OPENAI_API_KEY was refused by ${ctx.host} (${detail}). Set a valid key, or leave OPENAI_API_KEY empty to turn the OpenAI backend off.`,
+        { cause: translated.cause },
+      );
+    if (status === 403)
+      throw new EaselError(
+        "config",
+        `OPENAI_API_KEY has no access to OPENAI_IMAGE_MODEL=${ctx.model} on ${ctx.host} (${detail}).`,
+        { cause: translated.cause },
+      );
+    if (isModelNotFound(err)) {
+      const hint = RETIRED.has(ctx.model)
+        ? ` OpenAI retired ${ctx.model} on 2026-05-12: set OPENAI_IMAGE_MODEL=gpt-image-1, or OPENAI_BASE_URL to a compatible server that still offers it.`
+        : " Set OPENAI_IMAGE_MODEL to a model this server offers (e.g. gpt-image-1).";
+      throw new EaselError(
+        "config",
+        `OPENAI_IMAGE_MODEL=${ctx.model} does not exist on ${ctx.host}.${hint}`,
+        {
+          cause: translated.cause,
+        },
+      );
+    }
+    if (translated.code === "config") throw translated;
+    warnings.push(
+      status === 404 || status === 405
+        ? `${ctx.host} has no models endpoint, so OPENAI_IMAGE_MODEL=${ctx.model} was not checked (${detail}).`
+        : `The OpenAI backend could not be checked at start-up (${detail}); jobs will retry and report errors.`,
+    );
+    return { warnings };
+  }
+}
