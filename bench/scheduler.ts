@@ -1,20 +1,7 @@
 import { createScheduler } from "../src/backends/ldm/schedulers/index.ts";
 import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
+import { SD15_SCHEDULER_CONFIG } from "../test/support.ts";
 import { quantile, report, timeRuns } from "./measure.ts";
-
-/** Stable Diffusion 1.5's scheduler_config.json, as published with the model. */
-const SD15_SCHEDULER_CONFIG = {
-  _class_name: "PNDMScheduler",
-  beta_end: 0.012,
-  beta_schedule: "scaled_linear",
-  beta_start: 0.00085,
-  num_train_timesteps: 1000,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  trained_betas: null,
-  clip_sample: false,
-};
 
 /** `scheduler_step_us`: one euler_ancestral step (input scaling + step, noise included) on [2,4,64,64]. */
 export function benchScheduler(): void {

@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
+import type { OpenAiSettings } from "./backends/openai/openai-backend.ts";
 import { EaselError } from "./core/errors.ts";
 
 /**
@@ -117,27 +118,12 @@ const EnvSchema = z.object({
   HF_TOKEN: optionalString,
 });
 
-/** The OpenAI images backend's settings (OPENAI_*); src/backends/openai takes this shape as it is. */
-export interface OpenAiConfig {
-  apiKey?: string;
-  baseUrl?: string;
-  imageModel: string;
-  /** Milliseconds one request attempt may take (OPENAI_TIMEOUT_MS). */
-  timeoutMs: number;
-  /** The SDK's retries of 429 / 5xx / timeouts (OPENAI_MAX_RETRIES). */
-  maxRetries: number;
-  /** Requests per minute to the API (OPENAI_MAX_RPM): the engine's rate cap for this backend. */
-  maxRequestsPerMinute: number;
-  /** Jobs rendering at once (OPENAI_CONCURRENCY). */
-  concurrency: number;
-  /** Quality asked for (OPENAI_IMAGE_QUALITY); the model's default when unset. */
+/**
+ * The OpenAI images backend's settings (OPENAI_*): the backend's own settings shape, with the quality narrowed
+ * to the values this module accepts. Each field's variable is named in OpenAiSettings.
+ */
+export interface OpenAiConfig extends OpenAiSettings {
   quality?: OpenAiQuality;
-  /** Images per member per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_USER). */
-  dailyImagesPerUser: number;
-  /** Images per Discord server / Slack workspace per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_GUILD). */
-  dailyImagesPerGuild: number;
-  /** Price overrides, US dollars per image by `model[:size|*[:quality]]` (OPENAI_IMAGE_PRICES). */
-  prices: Record<string, number>;
 }
 
 /** The validated configuration every other module receives (they never read the environment). */

@@ -25,7 +25,7 @@ import {
   rateLimited,
   serverError,
 } from "./fakes/fake-openai.ts";
-import { failure } from "./support.ts";
+import { failure, openAiRequest } from "./support.ts";
 
 const BASE_SETTINGS: Omit<OpenAiSettings, "apiKey" | "baseUrl"> = {
   imageModel: "gpt-image-1",
@@ -58,23 +58,7 @@ function setup(settings: Partial<OpenAiSettings> = {}, options: Partial<OpenAiBa
   return { backend, logs };
 }
 
-function request(extra: Partial<GenerationRequest> = {}): GenerationRequest {
-  return {
-    prompt: "a lighthouse in a storm",
-    negativePrompt: "",
-    seed: 42,
-    steps: 20,
-    guidance: 7.5,
-    sampler: "euler_ancestral",
-    width: 1024,
-    height: 1024,
-    count: 1,
-    backend: "openai",
-    model: "gpt-image-1",
-    requester: { platform: "discord", workspaceId: "g1", channelId: "c1", userId: "u1" },
-    ...extra,
-  };
-}
+const request = openAiRequest;
 
 /** A call context whose loader returns `image` (a 1024² PNG by default) and records what was asked. */
 function context(

@@ -15,6 +15,7 @@ import { prepareImage } from "../src/render/prepare-image.ts";
 import { SqliteEngineStore } from "../src/store/engine-store.ts";
 import { Store } from "../src/store/index.ts";
 import { contentPolicy, type FakeFile, FakeOpenAi, pngInfo, serverError } from "./fakes/fake-openai.ts";
+import { openAiRequest } from "./support.ts";
 
 /**
  * The OpenAI backend under the real engine, SQLite store, image loader (sharp) and encoder, against the fake
@@ -75,21 +76,7 @@ async function setup(settings: Partial<OpenAiSettings> = {}, limits: Partial<Eng
 }
 
 function request(prompt: string, extra: Partial<GenerationRequest> = {}): GenerationRequest {
-  return {
-    prompt,
-    negativePrompt: "",
-    seed: 7,
-    steps: 20,
-    guidance: 7.5,
-    sampler: "euler_ancestral",
-    width: 1024,
-    height: 1024,
-    count: 1,
-    backend: "openai",
-    model: "gpt-image-1",
-    requester: { platform: "discord", workspaceId: "g1", channelId: "c1", userId: "u1" },
-    ...extra,
-  };
+  return openAiRequest({ seed: 7, prompt, ...extra });
 }
 
 async function until(check: () => boolean, what: string): Promise<void> {

@@ -10,21 +10,9 @@ import {
 } from "../src/backends/ldm/schedulers/index.ts";
 import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
 import { type EaselErrorCode, isEaselError } from "../src/core/errors.ts";
+import { SD15_SCHEDULER_CONFIG } from "./support.ts";
 
-/** Stable Diffusion 1.5's scheduler_config.json as the hub ships it (no timestep_spacing key). */
-const SD15 = {
-  _class_name: "PNDMScheduler",
-  _diffusers_version: "0.6.0",
-  beta_end: 0.012,
-  beta_schedule: "scaled_linear",
-  beta_start: 0.00085,
-  num_train_timesteps: 1000,
-  set_alpha_to_one: false,
-  skip_prk_steps: true,
-  steps_offset: 1,
-  trained_betas: null,
-  clip_sample: false,
-};
+const SD15 = SD15_SCHEDULER_CONFIG;
 
 function thrown(fn: () => unknown): Error & { code?: string } {
   try {

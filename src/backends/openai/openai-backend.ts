@@ -45,14 +45,21 @@ export interface OpenAiSettings {
   apiKey?: string;
   baseUrl?: string;
   imageModel: string;
+  /** Milliseconds one request attempt may take (OPENAI_TIMEOUT_MS). */
   timeoutMs: number;
+  /** The SDK's retries of 429 / 5xx / timeouts (OPENAI_MAX_RETRIES). */
   maxRetries: number;
+  /** Requests per minute to the API (OPENAI_MAX_RPM): the engine's rate cap for this backend. */
   maxRequestsPerMinute: number;
+  /** Jobs rendering at once (OPENAI_CONCURRENCY). */
   concurrency: number;
+  /** Quality asked for (OPENAI_IMAGE_QUALITY); the model's default when unset. */
   quality?: string;
+  /** Images per member per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_USER). */
   dailyImagesPerUser: number;
+  /** Images per Discord server / Slack workspace per UTC day; 0: no cap (OPENAI_DAILY_IMAGES_PER_GUILD). */
   dailyImagesPerGuild: number;
-  /** Price overrides over DEFAULT_OPENAI_PRICES. */
+  /** Price overrides over DEFAULT_OPENAI_PRICES, US dollars per image by `model[:size|*[:quality]]` (OPENAI_IMAGE_PRICES). */
   prices: Readonly<Record<string, number>>;
 }
 
