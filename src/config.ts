@@ -2,7 +2,10 @@ import { resolve } from "node:path";
 import dotenv from "dotenv";
 import { z } from "zod";
 import type { OpenAiSettings } from "./backends/openai/openai-backend.ts";
+import { type ButtonStrengths, DEFAULT_BUTTON_STRENGTHS } from "./core/button-press.ts";
 import { EaselError } from "./core/errors.ts";
+import { HARD_LIMITS } from "./core/prompt-flags.ts";
+import type { RequestLimits } from "./core/settings.ts";
 
 /**
  * easel's configuration: `.env` (via dotenv) and the environment, validated with zod. This is the only module
@@ -52,6 +55,14 @@ const wholeNumber = (name: string, min: number, max: number) =>
   optionalString
     .refine((s) => s === undefined || (/^\d{1,9}$/.test(s) && Number(s) >= min && Number(s) <= max), {
       message: `${name} must be a whole number from ${min} to ${max}`,
+    })
+    .transform((s) => (s === undefined ? undefined : Number(s)));
+
+/** An optional img2img strength in 0.01..1; the message names the variable. */
+const strength = (name: string) =>
+  optionalString
+    .refine((s) => s === undefined || (/^(0(\.\d{1,2})?|1(\.0{1,2})?)$/.test(s) && Number(s) >= 0.01), {
+      message: `${name} must be a number from 0.01 to 1 (two decimals at most)`,
     })
     .transform((s) => (s === undefined ? undefined : Number(s)));
 
@@ -114,6 +125,12 @@ const EnvSchema = z.object({
   EASEL_IDLE_UNLOAD_MINUTES: wholeNumber("EASEL_IDLE_UNLOAD_MINUTES", 0, 10_080),
   EASEL_DATA_DIR: optionalString,
   EASEL_ADMIN_IDS: optionalString,
+  EASEL_VARIATION_STRENGTH: strength("EASEL_VARIATION_STRENGTH"),
+  EASEL_UPSCALE_STRENGTH: strength("EASEL_UPSCALE_STRENGTH"),
+  EASEL_MAX_STEPS: wholeNumber("EASEL_MAX_STEPS", HARD_LIMITS.minSteps, HARD_LIMITS.maxSteps),
+  EASEL_MAX_PIXELS: wholeNumber("EASEL_MAX_PIXELS", HARD_LIMITS.minPixels, HARD_LIMITS.maxPixels),
+  EASEL_MAX_IMAGES: wholeNumber("EASEL_MAX_IMAGES", HARD_LIMITS.minCount, HARD_LIMITS.maxCount),
+  EASEL_MAX_QUEUED_PER_USER: wholeNumber("EASEL_MAX_QUEUED_PER_USER", 1, HARD_LIMITS.maxQueuedPerUser),
   HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
   HF_TOKEN: optionalString,
 });
@@ -142,6 +159,10 @@ export interface Config {
   idleUnloadMinutes: number;
   dataDir: string;
   adminIds: string[];
+  /** img2img strengths of the V (variation) and U (upscale) buttons. */
+  strengths: ButtonStrengths;
+  /** The operator's request limits (EASEL_MAX_*): guilds and channels may only lower them. */
+  limits: Partial<RequestLimits>;
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
   hub: { endpoint: string; token?: string };
 }
@@ -204,6 +225,16 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       .split(",")
       .map((id) => id.trim())
       .filter((id) => id !== ""),
+    strengths: {
+      variation: e.EASEL_VARIATION_STRENGTH ?? DEFAULT_BUTTON_STRENGTHS.variation,
+      upscale: e.EASEL_UPSCALE_STRENGTH ?? DEFAULT_BUTTON_STRENGTHS.upscale,
+    },
+    limits: defined({
+      maxSteps: e.EASEL_MAX_STEPS,
+      maxPixels: e.EASEL_MAX_PIXELS,
+      maxCount: e.EASEL_MAX_IMAGES,
+      maxQueuedPerUser: e.EASEL_MAX_QUEUED_PER_USER,
+    }),
     hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
   };
 }

@@ -1,11 +1,17 @@
+import { createRequire } from "node:module";
 import { loadConfig, platformReadiness } from "./config.ts";
 import { isEaselError } from "./core/errors.ts";
+import { type EaselHandle, startEasel } from "./easel.ts";
 
 /**
- * The composition root: configuration → store → backends → scheduler → platforms. Platforms are wired in as
- * their issues land; until then `npm start` says exactly what it would need and what is not built yet.
+ * `npm start`: reads the configuration, says plainly what is missing when no platform can start, else starts
+ * every configured platform over one engine and stops gracefully on SIGINT / SIGTERM (running jobs get 30 s to
+ * finish; whatever is still waiting stays queued in the database for the next start).
  */
-function main(): number {
+
+const SHUTDOWN_GRACE_MS = 30_000;
+
+async function main(): Promise<number> {
   const config = loadConfig();
   const { ready, missing } = platformReadiness(config);
   if (ready.length === 0) {
@@ -19,16 +25,33 @@ function main(): number {
     );
     return 1;
   }
-  console.error(
-    `easel: ${ready.join(" and ")} configured, but the platform adapters are not built yet in this version; ` +
-      "use the `easel` CLI meanwhile.",
-  );
-  return 1;
+  const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
+  const easel: EaselHandle = await startEasel(config, { version });
+  console.error(`easel ${version}: serving ${ready.join(" and ")}; data in ${config.dataDir}`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`easel: ${signal}, stopping (running jobs get ${SHUTDOWN_GRACE_MS / 1000} s)…`);
+    easel.stop(SHUTDOWN_GRACE_MS).then(
+      () => process.exit(0),
+      (err: unknown) => {
+        console.error(err);
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGINT", () => stop("SIGINT"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  return 0;
 }
 
-try {
-  process.exitCode = main();
-} catch (err) {
-  console.error(isEaselError(err) ? err.message : err);
-  process.exitCode = 1;
-}
+main().then(
+  (code) => {
+    if (code !== 0) process.exitCode = code;
+  },
+  (err: unknown) => {
+    console.error(isEaselError(err) ? err.message : err);
+    process.exitCode = 1;
+  },
+);

@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import type { BackendCallContext, BackendResult } from "../src/core/backend.ts";
 import { Engine, type EngineEvents, type EngineOptions } from "../src/core/engine.ts";
 import { EaselError } from "../src/core/errors.ts";
 import type { GenerationRequest } from "../src/core/request.ts";
@@ -42,6 +43,16 @@ function request(
     requester: { platform: "discord", workspaceId, channelId: "c1", userId },
     ...extra,
   };
+}
+
+/** A FakeBackend that reports an estimated cost, as the OpenAI backend does. */
+class PricedBackend extends FakeBackend {
+  costUsd: number | undefined = 0.04;
+
+  override async generate(request: GenerationRequest, context: BackendCallContext): Promise<BackendResult> {
+    const result = await super.generate(request, context);
+    return this.costUsd === undefined ? result : { ...result, costUsd: this.costUsd };
+  }
 }
 
 type Recorded = { [K in keyof EngineEvents]: EngineEvents[K][0][] };
@@ -108,6 +119,27 @@ describe("job engine", () => {
     engine.delivered(submitted.job.id);
     expect(store.jobs.getJob(submitted.job.id)?.state).toBe("delivered");
     expect(store.images.imagesForJob(submitted.job.id)).toHaveLength(3);
+  });
+
+  it("records the backend's estimated cost on the job when it is rendered, and none where it reports none", async () => {
+    const backend = new PricedBackend();
+    const { engine, store, events } = setup({ backends: { ldm: backend } });
+    await engine.start();
+    const priced = engine.submit("e-priced", request("priced"));
+    if (!priced.ok) throw new Error(priced.message);
+    await until(() => backend.running.has("priced"), "start");
+    backend.finish("priced");
+    await until(() => events.done.length === 1, "done");
+    expect(events.done[0]?.job.costUsd).toBe(0.04);
+    engine.delivered(priced.job.id);
+    expect(store.jobs.getJob(priced.job.id)).toMatchObject({ state: "delivered", costUsd: 0.04 });
+    backend.costUsd = undefined;
+    const free = engine.submit("e-free", request("free"));
+    if (!free.ok) throw new Error(free.message);
+    await until(() => backend.running.has("free"), "start");
+    backend.finish("free");
+    await until(() => events.done.length === 2, "done");
+    expect(store.jobs.getJob(free.job.id)?.costUsd).toBeUndefined();
   });
 
   it("makes one job of the same platform event delivered twice", async () => {

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { inspect } from "node:util";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { redactSecrets } from "../src/backends/openai/errors.ts";
@@ -16,6 +19,8 @@ import type { BackendCallContext, BackendImage, ImageRequest } from "../src/core
 import { EaselError } from "../src/core/errors.ts";
 import { MESSAGES } from "../src/core/messages.ts";
 import type { GenerationRequest } from "../src/core/request.ts";
+import type { OpenAiGuildCaps } from "../src/core/settings.ts";
+import { Store } from "../src/store/index.ts";
 import {
   contentPolicy,
   type FakeFile,
@@ -538,6 +543,89 @@ describe("OpenAI backend: rate, caps and cost", () => {
     expect(second).toMatchObject({ code: "limit_reached" });
     await first;
     expect(backend.spendTotals().images).toBe(2);
+  });
+
+  it("applies a guild's lower per-member and per-server caps, naming the limit and the 00:00 UTC reset", async () => {
+    const guilds: Record<string, OpenAiGuildCaps> = {
+      g1: { openaiDailyImagesPerUser: 2, openaiDailyImagesPerGuild: 3 },
+    };
+    const { backend } = setup(
+      { dailyImagesPerUser: 5, dailyImagesPerGuild: 10 },
+      { guildCaps: (requester) => guilds[requester.workspaceId] },
+    );
+    const as = (userId: string, count: number, workspaceId = "g1") =>
+      request({ count, requester: { platform: "discord", workspaceId, channelId: "c", userId } });
+    await backend.generate(as("u1", 2), context());
+    const member = backend.checkQuota(as("u1", 1));
+    expect(member).toBe(
+      "You have used all 2 OpenAI images for today (this server's daily limit per member); it resets at 00:00 UTC.",
+    );
+    const refused = await failure(backend.generate(as("u1", 1), context()));
+    expect(refused).toMatchObject({ code: "limit_reached", message: member });
+    // The guild's member cap counts what the member made in this guild; elsewhere the operator's cap of 5 holds.
+    expect(backend.checkQuota(as("u1", 3, "g2"))).toBeUndefined();
+    expect(backend.checkQuota(as("u1", 4, "g2"))).toContain(
+      "3 OpenAI images left today of 5 (the daily limit per member)",
+    );
+    expect(backend.checkQuota(as("u2", 2))).toBe(
+      "This server has 1 OpenAI image left today of 3 (the daily limit this server's admins set); this job asks for 2. Ask for fewer images, or wait until 00:00 UTC.",
+    );
+    // Overrides passed to checkQuota (a guild's settings, at ack time) win over the option's.
+    expect(backend.checkQuota(as("u2", 2), { openaiDailyImagesPerGuild: 5 })).toBeUndefined();
+    expect(fake.imageCalls()).toHaveLength(1);
+  });
+
+  it("turns OpenAI off in a guild whose cap is 0, and keeps the operator's cap above a guild's higher override", async () => {
+    const { backend } = setup({ dailyImagesPerUser: 1, dailyImagesPerGuild: 0 });
+    const off = backend.checkQuota(request(), { openaiDailyImagesPerGuild: 0 });
+    expect(off).toBe(
+      "OpenAI images are turned off on this server: its admins set the server's daily limit to 0. Try another backend, or ask an admin.",
+    );
+    expect(backend.checkQuota(request(), { openaiDailyImagesPerUser: 0 })).toContain(
+      "its admins set the daily limit per member to 0",
+    );
+    // With no operator cap on servers, a guild may still set one.
+    expect(backend.checkQuota(request({ count: 2 }), { openaiDailyImagesPerGuild: 1 })).toContain(
+      "left today of 1 (the daily limit this server's admins set)",
+    );
+    // Direct messages have no guild settings: an override given for one is ignored.
+    const dm = request({
+      requester: { platform: "discord", workspaceId: "dm", channelId: "d", userId: "u9" },
+    });
+    expect(backend.checkQuota(dm, { openaiDailyImagesPerGuild: 0 })).toBeUndefined();
+    // An override above the operator's cap (saved before the operator lowered it) counts as the operator's.
+    await backend.generate(request(), context());
+    expect(backend.checkQuota(request(), { openaiDailyImagesPerUser: 50 })).toContain(
+      "used all 1 OpenAI image for today (the daily limit per member)",
+    );
+  });
+
+  it("keeps the day's counts and cost in the store's ledger across a restart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "easel-openai-spend-"));
+    try {
+      const now = () => Date.parse("2026-08-21T12:00:00Z");
+      const first = Store.open(dir);
+      const before = setup({ dailyImagesPerUser: 2 }, { now, ledger: first.spend }).backend;
+      await before.generate(request({ count: 2 }), context());
+      first.close();
+      const second = Store.open(dir);
+      try {
+        const after = setup({ dailyImagesPerUser: 2 }, { now, ledger: second.spend }).backend;
+        expect(after.checkQuota(request())).toContain("used all 2 OpenAI images for today");
+        expect(after.spendTotals({ userId: "u1", fromDay: "2026-08-21" })).toEqual({
+          images: 2,
+          costUsd: 0.084,
+          unpricedImages: 0,
+        });
+        expect(after.topSpenders({ workspaceId: "g1" }, 5)).toEqual([
+          { platform: "discord", userId: "u1", images: 2, costUsd: 0.084, unpricedImages: 0 },
+        ]);
+      } finally {
+        second.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("prices each image by model, size and quality, with configuration overriding the table", async () => {

@@ -169,9 +169,10 @@ describe("OpenAI backend through the engine", () => {
   });
 
   it("fails a job over the daily cap with the reason, without calling the API", async () => {
-    const { engine, events, fake, backend } = await setup({ dailyImagesPerUser: 2 });
+    const { engine, events, fake, backend, store } = await setup({ dailyImagesPerUser: 2 });
     engine.submit("e1", request("first", { count: 2 }));
     await until(() => events.done.length === 1, "the first job");
+    expect(store.jobs.getJob(events.done[0]?.job.id ?? "")?.costUsd).toBe(0.084);
     expect(backend.checkQuota(request("second"))).toContain("used all 2 OpenAI images");
     engine.submit("e2", request("second"));
     await until(() => events.failed.length === 1, "the refusal");

@@ -578,6 +578,41 @@ describe("settings", () => {
     },
   );
 
+  it("lets a guild only lower the operator's OpenAI daily caps, refusing a higher value with the limit named", () => {
+    const operator = { perUser: 50, perGuild: 200 };
+    const above = checkGuildSettings(guild({ openaiDailyImagesPerUser: 80 }), undefined, operator);
+    expect(above).toEqual({
+      ok: false,
+      reason:
+        "openaiDailyImagesPerUser can only lower the operator's daily limit of 50 OpenAI images (OPENAI_DAILY_IMAGES_PER_USER); got 80",
+    });
+    const guildAbove = checkGuildSettings(guild({ openaiDailyImagesPerGuild: 201 }), undefined, operator);
+    expect(guildAbove.ok).toBe(false);
+    if (!guildAbove.ok)
+      expect(guildAbove.reason).toContain("daily limit of 200 OpenAI images (OPENAI_DAILY_IMAGES_PER_GUILD)");
+    for (const caps of [
+      { openaiDailyImagesPerUser: 50, openaiDailyImagesPerGuild: 200 },
+      { openaiDailyImagesPerUser: 0, openaiDailyImagesPerGuild: 0 },
+      { openaiDailyImagesPerUser: 5 },
+    ])
+      expect(checkGuildSettings(guild(caps), undefined, operator).ok).toBe(true);
+    // No operator cap (0): any whole number of images is a lowering.
+    expect(
+      checkGuildSettings(guild({ openaiDailyImagesPerGuild: 1000 }), undefined, { perUser: 0, perGuild: 0 })
+        .ok,
+    ).toBe(true);
+    expect(checkGuildSettings(guild({ openaiDailyImagesPerUser: 1000 })).ok).toBe(true);
+    for (const bad of [-1, 2.5, Number.NaN, "3" as unknown as number])
+      expect(checkGuildSettings(guild({ openaiDailyImagesPerUser: bad }), undefined, operator)).toMatchObject(
+        {
+          ok: false,
+          reason: expect.stringContaining(
+            "openaiDailyImagesPerUser must be a whole number of images from 0 to",
+          ),
+        },
+      );
+  });
+
   it("checks a channel's defaults against the guild's and its own limits", () => {
     const g = guild({ limits: { maxSteps: 30 } });
     const result = checkChannelSettings(channel({ defaults: { steps: 40 } }), g);

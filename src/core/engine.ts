@@ -35,6 +35,8 @@ export interface JobPatch {
   finishedAt?: number;
   errorCode?: string;
   errorMessage?: string;
+  /** The backend's estimated cost (BackendResult.costUsd), recorded with → rendered. */
+  costUsd?: number;
 }
 
 /** The persistence the engine needs; src/store implements it over SQLite. */
@@ -448,7 +450,10 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (controller.signal.aborted) throw controller.signal.reason;
       const encoded = await this.encoder(job.request, result);
       const images = await this.store.saveImages(job.id, encoded);
-      const rendered = this.store.transition(job.id, "rendered", ["running"], { renderedAt: this.now() });
+      const rendered = this.store.transition(job.id, "rendered", ["running"], {
+        renderedAt: this.now(),
+        ...(result.costUsd === undefined ? {} : { costUsd: result.costUsd }),
+      });
       this.learnDuration(lane, job.request, this.now() - startedAt);
       if (rendered) {
         this.emit("done", {

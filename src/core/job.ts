@@ -41,4 +41,6 @@ export interface Job {
   /** Error code (EaselError code) and user-facing message when failed. */
   errorCode?: string;
   errorMessage?: string;
+  /** The backend's estimated cost in US dollars (BackendResult.costUsd), once rendered; absent when none. */
+  costUsd?: number;
 }

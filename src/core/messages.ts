@@ -34,4 +34,77 @@ export const MESSAGES = {
   interruptedOutOfRetries: "The renderer stopped while working on this several times; giving up on it.",
   failedGeneric: "Something went wrong while rendering. The operator can find details in the logs.",
   contentPolicy: "Rejected by the provider's safety system. Try rewording the prompt.",
+  /** The image API answered 429 after the SDK's own retries (`attempts` requests in all). */
+  providerRateLimited: (attempts: number) =>
+    `The image service is rate-limiting this bot right now${attempts > 1 ? ` (tried ${attempts} times)` : ""}.`,
+  /** A daily cap on OpenAI images would be passed; names the cap, whose it is, and when it resets. */
+  openAiDailyLimit: (limit: OpenAiDailyLimit) => openAiDailyLimitText(limit),
+  /** Guild settings: a cap override that is not a whole number from 0 to `max`. */
+  openAiCapNotWhole: (setting: string, value: unknown, max: number) =>
+    `${setting} must be a whole number of images from 0 to ${max} (got ${String(value)})`,
+  /** Guild settings: a cap override above the operator's cap (a guild may only lower it). */
+  openAiCapAboveOperator: (setting: string, value: number, cap: number, variable: string) =>
+    `${setting} can only lower the operator's daily limit of ${cap} OpenAI image${plural(cap)} (${variable}); got ${value}`,
+} as const;
+
+/** Which daily cap a request would pass, for {@link MESSAGES.openAiDailyLimit}. */
+export interface OpenAiDailyLimit {
+  /** The cap per member, or the one for the whole server (workspace). */
+  scope: "member" | "server";
+  /** The operator's configuration, or this server's admins (a lower override; 0 turns OpenAI off). */
+  setBy: "operator" | "guild";
+  cap: number;
+  /** Images already counted today (made, or held by running jobs). */
+  used: number;
+  /** Images this job asks for. */
+  asked: number;
+}
+
+const plural = (n: number): string => (n === 1 ? "" : "s");
+
+function openAiDailyLimitText({ scope, setBy, cap, used, asked }: OpenAiDailyLimit): string {
+  const member = scope === "member";
+  if (cap === 0)
+    return `OpenAI images are turned off on this server: its admins set ${
+      member ? "the daily limit per member" : "the server's daily limit"
+    } to 0. Try another backend, or ask an admin.`;
+  const limit = member
+    ? setBy === "operator"
+      ? "the daily limit per member"
+      : "this server's daily limit per member"
+    : setBy === "operator"
+      ? "this server's daily limit"
+      : "the daily limit this server's admins set";
+  const subject = member ? "You have" : "This server has";
+  const left = Math.max(0, cap - used);
+  if (left === 0)
+    return `${subject} used all ${cap} OpenAI image${plural(cap)} for today (${limit}); it resets at 00:00 UTC.`;
+  return `${subject} ${left} OpenAI image${plural(left)} left today of ${cap} (${limit}); this job asks for ${asked}. Ask for fewer images, or wait until 00:00 UTC.`;
+}
+
+/** What the chat bot says about commands and buttons (both platforms). */
+export const BOT_MESSAGES = {
+  botsMayNot: "Bots and apps cannot use easel's commands or buttons.",
+  jobGone: "That job is no longer in easel's records.",
+  imageGone: "That image is no longer in easel's records.",
+  onlyOwnerOrAdmin: (action: string) =>
+    `Only the member who asked for this image, or an admin, may ${action} it.`,
+  notYourButtons:
+    "On this server only the member who asked for an image (or an admin) may reroll, vary or upscale it.",
+  cancelRequested: "Cancelling…",
+  upscaleQueued: "Upscaling 2×…",
+  alreadyFinished: "That job has already finished.",
+  upscaleNeedsLdm:
+    "Upscaling runs a low-strength pass of the local model, and no local model is installed on this bot; here is the image at full size.",
+  adminsOnly: (what: string) =>
+    `Only easel admins may ${what} (server admins, the admin roles, or EASEL_ADMIN_IDS).`,
+  deliveredInChannel: "(The original reply had expired, so easel posted this as a new message.)",
+  attachmentScaled: (limitBytes: number) =>
+    `The full-size PNG was over this channel's upload limit of ${Math.floor(limitBytes / 1024 / 1024)} MiB, so it was re-encoded smaller.`,
+  unknownCommand: (name: string) => `easel does not know the command "${name}".`,
+  nothingQueued: "You have no jobs waiting or rendering.",
+  noJobsAtAll: "Nothing is waiting or rendering.",
+  cancelUsage: "Give the id of the job to cancel (shown under its message), e.g. `cancel k3x9a2`.",
+  notInChannel:
+    "easel is not in this channel, so it cannot post your image here. Invite it with `/invite @easel` (or the channel's Integrations menu) and try again.",
 } as const;

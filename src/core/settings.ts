@@ -6,9 +6,11 @@
  */
 
 import type { Parsed } from "./aspect.ts";
+import { MESSAGES } from "./messages.ts";
 import { compileModerationRules } from "./moderation.ts";
 import { BACKEND_NAMES, HARD_LIMITS, readOptions, type SamplerName } from "./prompt-flags.ts";
 import type { BackendName } from "./request.ts";
+import type { DailyImageCaps } from "./spend.ts";
 
 /** Limits that configuration and settings may lower (never raise above HARD_LIMITS). */
 export interface RequestLimits {
@@ -85,7 +87,20 @@ export interface GuildSettings {
   adminRoleIds: readonly string[];
   /** Whether members may press reroll / variation / upscale under someone else's result (votes are for all). */
   othersMayPressButtons: boolean;
+  /**
+   * OpenAI images per member per UTC day in this guild, below the operator's OPENAI_DAILY_IMAGES_PER_USER;
+   * 0: no member may use the OpenAI backend here; left out: the operator's cap.
+   */
+  openaiDailyImagesPerUser?: number;
+  /**
+   * OpenAI images for the whole guild per UTC day, below the operator's OPENAI_DAILY_IMAGES_PER_GUILD;
+   * 0: nobody here may use the OpenAI backend; left out: the operator's cap.
+   */
+  openaiDailyImagesPerGuild?: number;
 }
+
+/** A guild's OpenAI daily cap overrides (what the OpenAI backend's quota check reads of GuildSettings). */
+export type OpenAiGuildCaps = Pick<GuildSettings, "openaiDailyImagesPerUser" | "openaiDailyImagesPerGuild">;
 
 /** One channel's settings; limits and allow-lists narrow the guild's, other fields override it. */
 export interface ChannelSettings {
@@ -192,15 +207,45 @@ function checkAllowList(
   return undefined;
 }
 
+/** The most images a guild's daily cap override may name when the operator sets no cap (as the config's). */
+const MAX_DAILY_IMAGES = 1_000_000;
+
+/**
+ * A guild's OpenAI cap overrides: whole numbers ≥ 0 that may only lower the operator's caps (`operator`,
+ * 0 = none). Refusing a higher value, instead of clamping it, tells the admin what the limit is.
+ */
+function checkOpenAiCaps(
+  settings: OpenAiGuildCaps,
+  operator: DailyImageCaps | undefined,
+): string | undefined {
+  const fields = [
+    ["openaiDailyImagesPerUser", operator?.perUser ?? 0, "OPENAI_DAILY_IMAGES_PER_USER"],
+    ["openaiDailyImagesPerGuild", operator?.perGuild ?? 0, "OPENAI_DAILY_IMAGES_PER_GUILD"],
+  ] as const;
+  for (const [field, cap, variable] of fields) {
+    const value: unknown = settings[field];
+    if (value === undefined) continue;
+    if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_DAILY_IMAGES)
+      return MESSAGES.openAiCapNotWhole(field, value, MAX_DAILY_IMAGES);
+    if (cap > 0 && value > cap) return MESSAGES.openAiCapAboveOperator(field, value, cap, variable);
+  }
+  return undefined;
+}
+
 /**
  * Checks guild settings before the store saves them; the reason names the setting and its valid range.
- * `config` is the configuration's limits, which default sizes and steps must also fit.
+ * `config` is the configuration's limits, which default sizes and steps must also fit; `openaiCaps` the
+ * operator's OpenAI daily caps (OPENAI_DAILY_IMAGES_PER_USER / _GUILD, 0 = none), which the guild's
+ * overrides may only lower. Pass them when an admin saves; leave them out when re-reading stored settings,
+ * so that an operator lowering a cap later does not make stored settings unreadable (the lower cap wins).
  */
 export function checkGuildSettings(
   settings: GuildSettings,
   config?: Partial<RequestLimits>,
+  openaiCaps?: DailyImageCaps,
 ): Parsed<GuildSettings> {
   const reason =
+    checkOpenAiCaps(settings, openaiCaps) ??
     checkLimits(settings.limits) ??
     checkDefaults(settings.defaults, effectiveLimits(config, settings.limits)) ??
     checkAllowList("allowedBackends", settings.allowedBackends, BACKEND_NAMES) ??

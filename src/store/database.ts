@@ -34,7 +34,7 @@ const STATE_LIST = JOB_STATES.map((state) => `'${state}'`).join(", ");
 
 /**
  * The schema, in order. Append only: a released step is never edited, a change is a new step (votes, for
- * issue 8, will be version 2). Each step's SQL runs in the same transaction as its user_version bump.
+ * issue 8, will be version 3). Each step's SQL runs in the same transaction as its user_version bump.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -125,6 +125,33 @@ export const MIGRATIONS: readonly Migration[] = [
         UNIQUE (platform, channel_id, message_id)
       );
       CREATE INDEX deliveries_job ON deliveries (job_id, kind);
+    `,
+  },
+  {
+    version: 2,
+    name: "spend ledger, job cost",
+    up: `
+      -- What a paid backend (OpenAI) made and cost, one row per successful API call: the daily caps count it
+      -- and admins read totals from it (store/spend.ts). No foreign key to jobs: the ledger outlives pruned
+      -- jobs, and a cap must still count images whose job row is gone. cost_usd NULL: the model has no price.
+      CREATE TABLE spend (
+        id INTEGER PRIMARY KEY,
+        day TEXT NOT NULL CHECK (length(day) = 10 AND day GLOB '[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]'),
+        at INTEGER NOT NULL,
+        platform TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        user_id TEXT NOT NULL,
+        backend TEXT NOT NULL,
+        model TEXT NOT NULL,
+        images INTEGER NOT NULL CHECK (images >= 0),
+        cost_usd REAL CHECK (cost_usd IS NULL OR cost_usd >= 0)
+      );
+      -- The caps' two questions: a member's images today, a workspace's images today.
+      CREATE INDEX spend_day_user ON spend (day, platform, user_id);
+      CREATE INDEX spend_day_workspace ON spend (day, platform, workspace_id);
+
+      -- The estimated cost a backend reported for the job (BackendResult.costUsd); NULL: none reported.
+      ALTER TABLE jobs ADD COLUMN cost_usd REAL CHECK (cost_usd IS NULL OR cost_usd >= 0);
     `,
   },
 ];

@@ -1,64 +1,18 @@
 import type Database from "better-sqlite3";
+import {
+  DELIVERY_KINDS,
+  type Delivery,
+  type DeliveryInput,
+  type DeliveryKind,
+  type DeliveryLog,
+  type DeliveryPatch,
+} from "../core/delivery.ts";
 import { EaselError } from "../core/errors.ts";
 import { guard, writeTransaction } from "./database.ts";
 
-/**
- * The messages easel posted for a job, by platform id, so that it can edit them later (progress, tallies),
- * map a button press back to its job, and know after a restart what was already posted (nothing twice).
- *
- * Posting is two steps: record the delivery without a message id just before the platform call, then fill the
- * id in. A row still without an id after a crash means "the post may or may not have happened"; the platform
- * layer decides (Discord message nonces can tell).
- */
+/** The deliveries table: the messages easel posted for each job (see core/delivery.ts for the why). */
 
-/** What a posted message is: the status/progress message, the result, a failure notice, an announcement. */
-export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement";
-
-const KINDS: readonly DeliveryKind[] = ["status", "result", "failure", "cancelled", "announcement"];
-
-/** A message easel posted for a job. */
-export interface Delivery {
-  id: number;
-  jobId: string;
-  platform: string;
-  kind: DeliveryKind;
-  channelId: string;
-  /** Discord message id or Slack message ts; absent while the post is in flight. */
-  messageId?: string;
-  /** Discord thread id or Slack thread_ts the message is in. */
-  threadId?: string;
-  /**
-   * What lets easel edit or follow up without the bot token: Discord interaction token or Slack response_url.
-   * A credential while it lives: never log it.
-   */
-  replyToken?: string;
-  /** When replyToken stops working (Discord: 15 min; Slack response_url: 30 min). */
-  replyExpiresAt?: number;
-  createdAt: number;
-  updatedAt: number;
-}
-
-/** What recordDelivery needs. */
-export interface DeliveryInput {
-  jobId: string;
-  platform: string;
-  kind: DeliveryKind;
-  channelId: string;
-  messageId?: string;
-  threadId?: string;
-  replyToken?: string;
-  replyExpiresAt?: number;
-  now?: number;
-}
-
-/** Fields updateDelivery may change (null clears; the reply token is cleared once it has expired). */
-export interface DeliveryPatch {
-  messageId?: string;
-  threadId?: string | null;
-  replyToken?: string | null;
-  replyExpiresAt?: number | null;
-  now?: number;
-}
+export type { Delivery, DeliveryInput, DeliveryKind, DeliveryPatch } from "../core/delivery.ts";
 
 interface DeliveryRow {
   id: number;
@@ -75,7 +29,7 @@ interface DeliveryRow {
 }
 
 /** The deliveries table. */
-export class DeliveryStore {
+export class DeliveryStore implements DeliveryLog {
   private readonly insert: Database.Statement<unknown[], DeliveryRow>;
   private readonly byId: Database.Statement<[number], DeliveryRow>;
   private readonly byMessage: Database.Statement<[string, string, string], DeliveryRow>;
@@ -175,8 +129,11 @@ export class DeliveryStore {
 }
 
 function checkKind(kind: string): void {
-  if (!(KINDS as readonly string[]).includes(kind)) {
-    throw new EaselError("invalid_argument", `unknown delivery kind "${kind}"; kinds: ${KINDS.join(", ")}`);
+  if (!(DELIVERY_KINDS as readonly string[]).includes(kind)) {
+    throw new EaselError(
+      "invalid_argument",
+      `unknown delivery kind "${kind}"; kinds: ${DELIVERY_KINDS.join(", ")}`,
+    );
   }
 }
 

@@ -12,6 +12,7 @@ import { DeliveryStore } from "./deliveries.ts";
 import { type ImageFileOps, ImageStore } from "./images.ts";
 import { JobStore } from "./jobs.ts";
 import { SettingsStore } from "./settings.ts";
+import { SqliteSpendLedger } from "./spend.ts";
 
 /**
  * easel's record: one SQLite file (`<EASEL_DATA_DIR>/easel.db`) and the image files beside it, with one
@@ -24,6 +25,7 @@ export type { Delivery, DeliveryInput, DeliveryKind, DeliveryPatch } from "./del
 export type { ImageFileOps, ImageMeta, ImageRecord } from "./images.ts";
 export type { CreateJobInput, JobFilter, JobRecord, RecoverySnapshot, TransitionOptions } from "./jobs.ts";
 export type { SetSettingsOptions, SettingsParser, SettingsRecord, SettingsScope } from "./settings.ts";
+export { SqliteSpendLedger } from "./spend.ts";
 
 /** Options for {@link Store.open}. */
 export interface StoreOptions {
@@ -37,12 +39,14 @@ export interface StoreOptions {
   imageFileOps?: Partial<ImageFileOps>;
 }
 
-/** The opened store: jobs, images, settings and deliveries over one connection. */
+/** The opened store: jobs, images, settings, deliveries and the spend ledger over one connection. */
 export class Store {
   readonly jobs: JobStore;
   readonly images: ImageStore;
   readonly settings: SettingsStore;
   readonly deliveries: DeliveryStore;
+  /** Paid backends' images and cost per day (the OpenAI backend's `ledger`): caps and admin totals. */
+  readonly spend: SqliteSpendLedger;
 
   private constructor(
     /** The data folder (absolute). */
@@ -58,6 +62,7 @@ export class Store {
     this.images = new ImageStore(db, dataDir, imageOptions);
     this.settings = new SettingsStore(db, clock);
     this.deliveries = new DeliveryStore(db, clock);
+    this.spend = new SqliteSpendLedger(db);
   }
 
   /**

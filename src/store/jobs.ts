@@ -41,6 +41,8 @@ export interface TransitionOptions {
   finishedAt?: number;
   errorCode?: string | null;
   errorMessage?: string | null;
+  /** The backend's estimated cost in US dollars (set with → rendered); left out keeps the stored value. */
+  costUsd?: number;
 }
 
 /** Filters for listJobs / countJobs; absent fields do not filter. */
@@ -97,6 +99,7 @@ interface JobRow {
   error_code: string | null;
   error_message: string | null;
   failure_notified_at: number | null;
+  cost_usd: number | null;
 }
 
 /** The jobs table's operations. */
@@ -125,7 +128,7 @@ export class JobStore {
     this.byEventId = db.prepare("SELECT * FROM jobs WHERE event_id = ?");
     this.update = db.prepare(
       `UPDATE jobs SET state = ?, updated_at = ?, attempts = ?, started_at = ?, rendered_at = ?,
-         finished_at = ?, error_code = ?, error_message = ?
+         finished_at = ?, error_code = ?, error_message = ?, cost_usd = ?
        WHERE id = ? RETURNING *`,
     );
     this.unnotified = db.prepare(
@@ -219,6 +222,9 @@ export class JobStore {
           `attempts must be a whole number >= 0, not ${options.attempts}`,
         );
       }
+      if (options.costUsd !== undefined && !(Number.isFinite(options.costUsd) && options.costUsd >= 0)) {
+        throw new EaselError("invalid_argument", `costUsd must be a number >= 0, not ${options.costUsd}`);
+      }
       const final = JOB_TRANSITIONS[to].length === 0;
       const updated = this.update.get(
         to,
@@ -229,6 +235,7 @@ export class JobStore {
         options.finishedAt ?? (final ? now : row.finished_at),
         options.errorCode === undefined ? row.error_code : options.errorCode,
         options.errorMessage === undefined ? row.error_message : options.errorMessage,
+        options.costUsd ?? row.cost_usd,
         id,
       );
       if (updated === undefined) throw new EaselError("not_found", `job ${id} does not exist`);
@@ -349,5 +356,6 @@ function toJob(row: JobRow): JobRecord {
   if (row.error_code !== null) job.errorCode = row.error_code;
   if (row.error_message !== null) job.errorMessage = row.error_message;
   if (row.failure_notified_at !== null) job.failureNotifiedAt = row.failure_notified_at;
+  if (row.cost_usd !== null) job.costUsd = row.cost_usd;
   return job;
 }

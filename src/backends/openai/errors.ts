@@ -151,8 +151,7 @@ export function translateOpenAiError(err: unknown, ctx: OpenAiErrorContext): Eas
         "config",
         "The OpenAI account behind OPENAI_API_KEY is out of credit or over its spending limit; the operator needs to check its billing.",
       );
-    if (status === 429)
-      return make("provider_unavailable", `The image service is rate-limiting this bot right now${tries}.`);
+    if (status === 429) return make("provider_unavailable", MESSAGES.providerRateLimited(ctx.maxRetries + 1));
     if ((status >= 500 && status !== 501) || status === 408 || status === 409)
       return make("provider_unavailable", `The image service had an error (HTTP ${status})${tries}.`);
     if (status === 404 || status === 405 || status === 501)

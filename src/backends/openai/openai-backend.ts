@@ -12,6 +12,7 @@ import type {
 import type { BackendLimits } from "../../core/engine.ts";
 import { EaselError, isEaselError } from "../../core/errors.ts";
 import type { GenerationRequest, Requester } from "../../core/request.ts";
+import type { OpenAiGuildCaps } from "../../core/settings.ts";
 import { createOpenAiClient, DEFAULT_OPENAI_BASE_URL, type FetchLike, MAX_RETRY_AFTER_MS } from "./client.ts";
 import { describeFailure, type OpenAiErrorContext, translateOpenAiError } from "./errors.ts";
 import {
@@ -27,6 +28,7 @@ import { abortReason, RequestRateLimiter, raceAbort } from "./rate-limit.ts";
 import {
   DailyImageQuota,
   MemorySpendLedger,
+  type SpenderTotals,
   type SpendLedger,
   type SpendQuery,
   type SpendTotals,
@@ -66,8 +68,13 @@ export interface OpenAiSettings {
 /** Everything besides settings; tests inject the clock, fetch and the ledger. */
 export interface OpenAiBackendOptions {
   settings: OpenAiSettings;
-  /** Where images and cost are counted; in memory when left out (lost on restart). */
+  /** Where images and cost are counted: the store's `spend` in production; in memory when left out (lost on restart). */
   ledger?: SpendLedger;
+  /**
+   * The requester's guild cap overrides (GuildSettings.openaiDailyImagesPerUser / PerGuild), read when a job
+   * starts so that `generate` holds the same caps `checkQuota` refused by; none when left out.
+   */
+  guildCaps?: (requester: Requester) => OpenAiGuildCaps | undefined;
   /** Operator log lines, already redacted; console.warn when left out. */
   log?: (line: string) => void;
   now?: () => number;
@@ -122,6 +129,7 @@ export class OpenAiImageBackend implements ImageBackend {
   private readonly client: OpenAI;
   private readonly ledger: SpendLedger;
   private readonly quota: DailyImageQuota;
+  private readonly guildCaps: (requester: Requester) => OpenAiGuildCaps | undefined;
   private readonly limiter: RequestRateLimiter;
   /** The operator's prices first, then the built-in table. */
   private readonly prices: readonly Readonly<Record<string, number>>[];
@@ -160,6 +168,7 @@ export class OpenAiImageBackend implements ImageBackend {
       ...(options.maxRetryAfterMs === undefined ? {} : { maxRetryAfterMs: options.maxRetryAfterMs }),
     });
     this.ledger = options.ledger ?? new MemorySpendLedger();
+    this.guildCaps = options.guildCaps ?? (() => undefined);
     this.quota = new DailyImageQuota(
       this.ledger,
       { perUser: settings.dailyImagesPerUser, perGuild: settings.dailyImagesPerGuild },
@@ -183,16 +192,26 @@ export class OpenAiImageBackend implements ImageBackend {
   }
 
   /**
-   * Why this request would pass a daily cap (for a refusal at ack time, before the job is queued); undefined
-   * when it fits. `generate` checks again, counting jobs that are running.
+   * Why this request would pass a daily cap (for a refusal at ack time, before the job is queued): a sentence
+   * from MESSAGES naming the limit and that it resets at 00:00 UTC; undefined when it fits. `guildCaps` are
+   * the guild's overrides (its GuildSettings will do); left out, the `guildCaps` option's. `generate` checks
+   * again when the job starts, counting jobs that are running.
    */
-  checkQuota(request: Pick<GenerationRequest, "count"> & { requester: Requester }): string | undefined {
-    return this.quota.check(request.requester, request.count);
+  checkQuota(
+    request: Pick<GenerationRequest, "count"> & { requester: Requester },
+    guildCaps?: OpenAiGuildCaps,
+  ): string | undefined {
+    return this.quota.check(request.requester, request.count, guildCaps ?? this.guildCaps(request.requester));
   }
 
   /** Images and estimated cost so far, for an admin (in memory unless a ledger was given). */
   spendTotals(query: SpendQuery = {}): SpendTotals {
     return this.ledger.totals(query);
+  }
+
+  /** The members who spent most under `query`, at most `limit` (for an admin's spend view). */
+  topSpenders(query: SpendQuery = {}, limit = 10): SpenderTotals[] {
+    return this.ledger.topSpenders(query, limit);
   }
 
   async generate(request: GenerationRequest, context: BackendCallContext): Promise<BackendResult> {
@@ -227,7 +246,11 @@ export class OpenAiImageBackend implements ImageBackend {
       if (mode === "variations") notes.push(`${model} variations follow the image; the prompt is not used`);
     }
 
-    const reservation = this.quota.reserve(request.requester, request.count);
+    const reservation = this.quota.reserve(
+      request.requester,
+      request.count,
+      this.guildCaps(request.requester),
+    );
     try {
       // The source image is converted, and refused with a reason, before any request is made.
       const source = mode === "generations" ? undefined : await this.sourceImage(request, rules, context);

@@ -1,59 +1,40 @@
 import { EaselError } from "../../core/errors.ts";
+import { MESSAGES } from "../../core/messages.ts";
 import type { Requester } from "../../core/request.ts";
+import type { OpenAiGuildCaps } from "../../core/settings.ts";
+import {
+  type DailyImageCaps,
+  type DayCounts,
+  dailyCapInForce,
+  roundUsd,
+  type SpendCounter,
+  type SpendEntry,
+  type SpenderTotals,
+  type SpendLedger,
+  type SpendQuery,
+  type SpendTotals,
+  utcDay,
+} from "../../core/spend.ts";
 
 /**
- * Daily image caps and spend accounting for the OpenAI backend. The counting lives behind `SpendLedger`, a
- * small synchronous interface the SQLite store can implement later (better-sqlite3 is synchronous, so check and
- * count stay atomic); `MemorySpendLedger` keeps it in memory for now, so totals start from zero on a restart.
- * Days are UTC calendar days.
+ * Daily image caps for the OpenAI backend, over a `SpendLedger` (src/core/spend.ts): the store's
+ * `SqliteSpendLedger` in production (totals survive a restart), `MemorySpendLedger` here for tests and for a
+ * backend built without a store. Check and count stay atomic within the process: the ledger is synchronous
+ * (better-sqlite3), `check` and `reserve` run in one turn of the event loop, and a reservation holds the images
+ * of a running job until `commit` records what was made. Days are UTC calendar days.
  */
 
-/** One successful API call's images, as counted and priced. */
-export interface SpendEntry {
-  /** UTC day, "2026-08-21". */
-  day: string;
-  /** Milliseconds since the epoch. */
-  at: number;
-  platform: Requester["platform"];
-  workspaceId: string;
-  userId: string;
-  model: string;
-  images: number;
-  /** Estimated US dollars for these images; undefined when the model has no price. */
-  costUsd: number | undefined;
-}
+export type {
+  DailyImageCaps,
+  SpendEntry,
+  SpenderTotals,
+  SpendLedger,
+  SpendQuery,
+  SpendTotals,
+} from "../../core/spend.ts";
+export { utcDay } from "../../core/spend.ts";
 
-/** Which entries to add up; every field narrows, none means everything. */
-export interface SpendQuery {
-  platform?: Requester["platform"];
-  workspaceId?: string;
-  userId?: string;
-  /** First and last UTC day included ("2026-08-01"). */
-  fromDay?: string;
-  toDay?: string;
-}
-
-/** Totals an admin can read. */
-export interface SpendTotals {
-  images: number;
-  /** Sum of the priced images' estimates. */
-  costUsd: number;
-  /** Images with no price in the table (their cost is not in `costUsd`). */
-  unpricedImages: number;
-}
-
-/** Where OpenAI usage is counted: images per member and per workspace per day, and cost totals. */
-export interface SpendLedger {
-  record(entry: SpendEntry): void;
-  /** Images counted on `day` for one member (across workspaces) and for one workspace. */
-  imagesOn(
-    day: string,
-    who: { platform: Requester["platform"]; userId: string; workspaceId: string },
-  ): { user: number; workspace: number };
-  totals(query: SpendQuery): SpendTotals;
-}
-
-/** SpendLedger in memory (lost on restart; the store will implement the same interface). */
+/** SpendLedger in memory (lost on restart; the store's SqliteSpendLedger keeps it). */
 export class MemorySpendLedger implements SpendLedger {
   private readonly entries: SpendEntry[] = [];
 
@@ -61,47 +42,72 @@ export class MemorySpendLedger implements SpendLedger {
     this.entries.push({ ...entry });
   }
 
-  imagesOn(
-    day: string,
-    who: { platform: Requester["platform"]; userId: string; workspaceId: string },
-  ): { user: number; workspace: number } {
-    let user = 0;
-    let workspace = 0;
+  imagesOn(day: string, who: SpendCounter): DayCounts {
+    const counts: DayCounts = { user: 0, workspace: 0, userInWorkspace: 0 };
     for (const e of this.entries) {
       if (e.day !== day || e.platform !== who.platform) continue;
-      if (e.userId === who.userId) user += e.images;
-      if (e.workspaceId === who.workspaceId) workspace += e.images;
+      if (who.backend !== undefined && backendOf(e) !== who.backend) continue;
+      if (e.userId === who.userId) counts.user += e.images;
+      if (e.workspaceId === who.workspaceId) counts.workspace += e.images;
+      if (e.userId === who.userId && e.workspaceId === who.workspaceId) counts.userInWorkspace += e.images;
     }
-    return { user, workspace };
+    return counts;
   }
 
   totals(query: SpendQuery): SpendTotals {
     const totals: SpendTotals = { images: 0, costUsd: 0, unpricedImages: 0 };
+    for (const e of this.matching(query)) add(totals, e);
+    totals.costUsd = roundUsd(totals.costUsd);
+    return totals;
+  }
+
+  topSpenders(query: SpendQuery, limit: number): SpenderTotals[] {
+    const byUser = new Map<string, SpenderTotals>();
+    for (const e of this.matching(query)) {
+      const key = keyOf(e.platform, e.userId);
+      let totals = byUser.get(key);
+      if (totals === undefined) {
+        totals = { platform: e.platform, userId: e.userId, images: 0, costUsd: 0, unpricedImages: 0 };
+        byUser.set(key, totals);
+      }
+      add(totals, e);
+    }
+    const all = [...byUser.values()].map((t) => ({ ...t, costUsd: roundUsd(t.costUsd) }));
+    all.sort(
+      (a, b) =>
+        b.costUsd - a.costUsd ||
+        b.images - a.images ||
+        compare(a.platform, b.platform) ||
+        compare(a.userId, b.userId),
+    );
+    return all.slice(0, Math.max(0, Math.floor(limit)));
+  }
+
+  private *matching(query: SpendQuery): Iterable<SpendEntry> {
     for (const e of this.entries) {
       if (query.platform !== undefined && e.platform !== query.platform) continue;
       if (query.workspaceId !== undefined && e.workspaceId !== query.workspaceId) continue;
       if (query.userId !== undefined && e.userId !== query.userId) continue;
+      if (query.backend !== undefined && backendOf(e) !== query.backend) continue;
       if (query.fromDay !== undefined && e.day < query.fromDay) continue;
       if (query.toDay !== undefined && e.day > query.toDay) continue;
-      totals.images += e.images;
-      if (e.costUsd === undefined) totals.unpricedImages += e.images;
-      else totals.costUsd += e.costUsd;
+      yield e;
     }
-    totals.costUsd = Math.round(totals.costUsd * 1e6) / 1e6;
-    return totals;
   }
 }
 
-/** Daily caps; 0 means no cap. */
-export interface DailyImageCaps {
-  perUser: number;
-  perGuild: number;
+const backendOf = (e: SpendEntry) => e.backend ?? "openai";
+
+function add(totals: SpendTotals, e: SpendEntry): void {
+  totals.images += e.images;
+  if (e.costUsd === undefined) totals.unpricedImages += e.images;
+  else totals.costUsd += e.costUsd;
 }
 
-/** The UTC day of a timestamp, "2026-08-21". */
-export const utcDay = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
+/** Code-unit order, the same as SQLite's BINARY collation. */
+const compare = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
 
-/** Direct messages share the workspace id "dm": they are not one guild, so no guild cap applies to them. */
+/** Direct messages share the workspace id "dm": they are not one guild, so no guild cap or override applies. */
 const NO_GUILD = "dm";
 
 /** Images promised to running jobs and not yet counted, so two jobs at once cannot both pass a cap. */
@@ -121,8 +127,10 @@ export interface QuotaReservation {
 }
 
 /**
- * Checks and holds the daily caps. `check` is for the moment a request arrives (refused at ack time, with the
- * reason); `reserve` holds the images while the job runs, so concurrent jobs see each other.
+ * Checks and holds the daily caps: the operator's (per member across workspaces, per workspace) and a guild's
+ * lower overrides (per member in that guild, for the guild; 0 turns OpenAI off there). `check` is for the
+ * moment a request arrives (refused at ack time, with the reason); `reserve` holds the images while the job
+ * runs, so concurrent jobs see each other.
  */
 export class DailyImageQuota {
   private readonly pending = new Set<Pending>();
@@ -133,27 +141,43 @@ export class DailyImageQuota {
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** Why `images` more for this requester would pass a cap today; undefined when they fit. */
-  check(requester: Requester, images: number): string | undefined {
+  /**
+   * Why `images` more for this requester would pass a cap today (a sentence from MESSAGES naming the cap and
+   * when it resets); undefined when they fit. `guild` is the guild's settings, or just their cap overrides.
+   */
+  check(requester: Requester, images: number, guild?: OpenAiGuildCaps): string | undefined {
     const day = utcDay(this.now());
-    const used = this.ledger.imagesOn(day, requester);
+    const used = this.ledger.imagesOn(day, { ...requester, backend: "openai" });
     const userKey = keyOf(requester.platform, requester.userId);
     const guildKey = keyOf(requester.platform, requester.workspaceId);
     for (const p of this.pending) {
       if (p.day !== day) continue;
       if (p.user === userKey) used.user += p.images;
       if (p.guild === guildKey) used.workspace += p.images;
+      if (p.user === userKey && p.guild === guildKey) used.userInWorkspace += p.images;
     }
+    const inGuild = requester.workspaceId !== NO_GUILD;
+    const overrides = inGuild ? guild : undefined;
     const { perUser, perGuild } = this.caps;
-    if (perUser > 0 && used.user + images > perUser) return capMessage("you", used.user, perUser, images);
-    if (perGuild > 0 && requester.workspaceId !== NO_GUILD && used.workspace + images > perGuild)
-      return capMessage("this server", used.workspace, perGuild, images);
-    return undefined;
+    const over = (scope: "member" | "server", setBy: "operator" | "guild", cap: number, count: number) =>
+      count + images > cap
+        ? MESSAGES.openAiDailyLimit({ scope, setBy, cap, used: count, asked: images })
+        : undefined;
+
+    const member = dailyCapInForce(perUser, overrides?.openaiDailyImagesPerUser);
+    const server = inGuild ? dailyCapInForce(perGuild, overrides?.openaiDailyImagesPerGuild) : undefined;
+    return (
+      // A guild's own caps first: 0 there means "off", whatever was used.
+      (member?.setBy === "guild" ? over("member", "guild", member.cap, used.userInWorkspace) : undefined) ??
+      (server?.setBy === "guild" ? over("server", "guild", server.cap, used.workspace) : undefined) ??
+      (perUser > 0 ? over("member", "operator", perUser, used.user) : undefined) ??
+      (server?.setBy === "operator" ? over("server", "operator", server.cap, used.workspace) : undefined)
+    );
   }
 
   /** Holds `images` against today's caps, or throws "limit_reached" naming the cap. */
-  reserve(requester: Requester, images: number): QuotaReservation {
-    const refusal = this.check(requester, images);
+  reserve(requester: Requester, images: number, guild?: OpenAiGuildCaps): QuotaReservation {
+    const refusal = this.check(requester, images, guild);
     if (refusal) throw new EaselError("limit_reached", refusal);
     const day = utcDay(this.now());
     const pending: Pending = {
@@ -171,6 +195,7 @@ export class DailyImageQuota {
           platform: requester.platform,
           workspaceId: requester.workspaceId,
           userId: requester.userId,
+          backend: "openai",
           model,
           images: made,
           costUsd,
@@ -185,12 +210,3 @@ export class DailyImageQuota {
 }
 
 const keyOf = (platform: string, id: string): string => `${platform}\u0000${id}`;
-
-function capMessage(who: "you" | "this server", used: number, cap: number, asked: number): string {
-  const left = Math.max(0, cap - used);
-  const subject = who === "you" ? "You have" : "This server has";
-  const limit = who === "you" ? "the daily limit per member" : "this server's daily limit";
-  if (left === 0)
-    return `${subject} used all ${cap} OpenAI images for today (${limit}); it resets at 00:00 UTC.`;
-  return `${subject} ${left} OpenAI image${left === 1 ? "" : "s"} left today of ${cap} (${limit}); this job asks for ${asked}. Ask for fewer images, or wait until 00:00 UTC.`;
-}

@@ -1,0 +1,75 @@
+/**
+ * The messages easel posted for a job, by platform id, so that it can edit them later (progress, tallies),
+ * map a button press back to its job, and know after a restart what was already posted (nothing twice).
+ * The store keeps them (src/store/deliveries.ts); platforms reach them through `DeliveryLog`.
+ *
+ * Posting is two steps: record the delivery without a message id just before the platform call, then fill the
+ * id in. A row still without an id after a crash means "the post may or may not have happened"; the platform
+ * layer decides (Discord message nonces can tell).
+ */
+
+/** What a posted message is: the status/progress message, the result, a failure notice, an announcement. */
+export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement";
+
+/** Every DeliveryKind. */
+export const DELIVERY_KINDS: readonly DeliveryKind[] = [
+  "status",
+  "result",
+  "failure",
+  "cancelled",
+  "announcement",
+];
+
+/** A message easel posted for a job. */
+export interface Delivery {
+  id: number;
+  jobId: string;
+  platform: string;
+  kind: DeliveryKind;
+  channelId: string;
+  /** Discord message id or Slack message ts; absent while the post is in flight. */
+  messageId?: string;
+  /** Discord thread id or Slack thread_ts the message is in. */
+  threadId?: string;
+  /**
+   * What lets easel edit or follow up without the bot token: Discord interaction token or Slack response_url.
+   * A credential while it lives: never log it.
+   */
+  replyToken?: string;
+  /** When replyToken stops working (Discord: 15 min; Slack response_url: 30 min). */
+  replyExpiresAt?: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** What recordDelivery needs. */
+export interface DeliveryInput {
+  jobId: string;
+  platform: string;
+  kind: DeliveryKind;
+  channelId: string;
+  messageId?: string;
+  threadId?: string;
+  replyToken?: string;
+  replyExpiresAt?: number;
+  now?: number;
+}
+
+/** Fields updateDelivery may change (null clears; the reply token is cleared once it has expired). */
+export interface DeliveryPatch {
+  messageId?: string;
+  threadId?: string | null;
+  replyToken?: string | null;
+  replyExpiresAt?: number | null;
+  now?: number;
+}
+
+/** The deliveries record as platforms use it (the store implements it). */
+export interface DeliveryLog {
+  /** Records a message posted (or about to be, without messageId); the same message again updates it. */
+  recordDelivery(input: DeliveryInput): Delivery;
+  updateDelivery(id: number, patch: DeliveryPatch): Delivery;
+  /** The messages posted for a job (optionally of one kind), oldest first. */
+  deliveriesForJob(jobId: string, kind?: DeliveryKind): Delivery[];
+  findDeliveryByMessage(platform: string, channelId: string, messageId: string): Delivery | undefined;
+}

@@ -1,0 +1,283 @@
+import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { LdmBackend } from "./backends/ldm/ldm-backend.ts";
+import { listModelNames, readModelFolder, resolveModelDir } from "./backends/ldm/model-folder.ts";
+import { ClipTokenizer } from "./backends/ldm/tokenizer/clip-tokenizer.ts";
+import { LdmWorkerSupervisor } from "./backends/ldm/worker-supervisor.ts";
+import {
+  OPENAI_NATIVE_SIDE,
+  OpenAiImageBackend,
+  openAiBackendLimits,
+} from "./backends/openai/openai-backend.ts";
+import type { Config } from "./config.ts";
+import type { ImageBackend } from "./core/backend.ts";
+import type { BotServices } from "./core/bot-services.ts";
+import { Engine } from "./core/engine.ts";
+import { EaselError } from "./core/errors.ts";
+import type { TokenCount } from "./core/explain.ts";
+import type { Job } from "./core/job.ts";
+import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
+import type { BackendName } from "./core/request.ts";
+import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
+import { DiscordBot } from "./platforms/discord/discord-bot.ts";
+import { encodeAnimation } from "./render/animation.ts";
+import { encodeJobImages } from "./render/encode-job.ts";
+import { fitPng } from "./render/fit-png.ts";
+import { encodePng } from "./render/png.ts";
+import { prepareImage } from "./render/prepare-image.ts";
+import { SqliteEngineStore } from "./store/engine-store.ts";
+import { Store } from "./store/index.ts";
+import { storeSettingsPort } from "./store/settings-port.ts";
+
+/**
+ * The composition root as a function: configuration → store → backends → engine → relay → platforms, and the
+ * way back down on stop. `src/main.ts` calls it with the real configuration; end-to-end tests call it with
+ * fake servers' URLs. Nothing here decides behaviour; it only wires the parts together.
+ */
+
+export interface EaselHandle {
+  engine: Engine;
+  store: Store;
+  relay: JobRelay;
+  /** What commands and buttons use (tests drive them directly). */
+  services: BotServices;
+  discord?: DiscordBot;
+  /** Stops taking work, lets running jobs finish for `graceMs`, posts what is done, closes everything. */
+  stop(graceMs?: number): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: (line: string) => void;
+  /** Minimum milliseconds between two edits of a job's status message (default 2000). */
+  minEditIntervalMs?: number;
+  /** The package version, for /info. */
+  version?: string;
+}
+
+/** SD 2.x v-prediction models were trained at 768, the others at 512. */
+const nativeSide = (family: string | undefined): number => (family === "sd2-v" ? 768 : 512);
+
+/** Starts every configured platform over one engine; throws a "config" EaselError when nothing can render. */
+export async function startEasel(config: Config, options: StartOptions = {}): Promise<EaselHandle> {
+  const log = options.log ?? ((line: string) => console.error(line));
+  const store = Store.open(config.dataDir);
+  const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
+  try {
+    // Backends: the local models found in EASEL_MODELS_DIR, and OpenAI when a key is set.
+    const backends: Partial<Record<BackendName, ImageBackend>> = {};
+    const ldmModels = listModelNames(config.modelsDir);
+    const supervisors = new Map<string, LdmWorkerSupervisor>();
+    const supervisor = (model: string): LdmWorkerSupervisor => {
+      let s = supervisors.get(model);
+      if (!s) {
+        s = new LdmWorkerSupervisor(
+          {
+            modelsDir: config.modelsDir,
+            model,
+            device: config.device,
+            deviceId: config.cudaDevice,
+            ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
+          },
+          { idleUnloadMs: config.idleUnloadMinutes * 60_000, log },
+        );
+        supervisors.set(model, s);
+      }
+      return s;
+    };
+    cleanup.push(async () => {
+      await Promise.all([...supervisors.values()].map((s) => s.stop()));
+    });
+    const defaultLdmModel = config.model ?? ldmModels[0];
+    if (config.model && !ldmModels.includes(config.model)) {
+      throw new EaselError(
+        "config",
+        `EASEL_MODEL=${config.model} is not a model folder in ${config.modelsDir} (found: ${ldmModels.join(", ") || "none"})`,
+      );
+    }
+    if (ldmModels.length > 0) backends.ldm = new LdmBackend(supervisor);
+
+    let openai: OpenAiImageBackend | undefined;
+    if (config.openai.apiKey) {
+      openai = new OpenAiImageBackend({
+        settings: config.openai,
+        ledger: store.spend,
+        guildCaps: (requester) => settingsPort.guild(requester.platform, requester.workspaceId),
+        log,
+      });
+      const check = await openai.verify();
+      for (const warning of check.warnings) log(`easel: ${warning}`);
+      backends.openai = openai;
+    }
+    if (!backends.ldm && !backends.openai) {
+      throw new EaselError(
+        "config",
+        `easel has nothing to render with: no model folder in ${config.modelsDir} (EASEL_MODELS_DIR; ` +
+          "`easel models pull NAME` downloads one) and no OPENAI_API_KEY.",
+      );
+    }
+
+    const settingsPort = storeSettingsPort(store, {
+      limits: config.limits,
+      openaiCaps: { perUser: config.openai.dailyImagesPerUser, perGuild: config.openai.dailyImagesPerGuild },
+    });
+    const engine = new Engine({
+      store: new SqliteEngineStore(store),
+      backends,
+      encoder: encodeJobImages,
+      loadImage: async (id, as) => prepareImage(await store.images.readImage(id), id, as),
+      ...(openai ? { backendLimits: { openai: openAiBackendLimits(config.openai) } } : {}),
+    });
+
+    const previewsDir = join(config.dataDir, "previews");
+    const previewFile = (jobId: string) => join(previewsDir, `${jobId}.gif`);
+    const previews: PreviewKeeper = {
+      async keep(job, frames) {
+        const gif = await encodeAnimation(frames.map((f) => f.image));
+        await mkdir(previewsDir, { recursive: true });
+        // Written beside and renamed, so a crash never leaves half a file under the job's name.
+        const tmp = `${previewFile(job.id)}.${process.pid}.tmp`;
+        await writeFile(tmp, gif);
+        await rename(tmp, previewFile(`${job.id}`));
+        await writeFile(`${previewFile(job.id)}.frames`, String(frames.length));
+      },
+    };
+
+    const tokenizers = new Map<string, ClipTokenizer>();
+    const services: BotServices = {
+      engine,
+      settings: settingsPort,
+      jobs: {
+        get: (jobId) => store.jobs.getJob(jobId),
+        images: (jobId) => new SqliteEngineStore(store).loadImages(jobId),
+        imageBytes: async (imageId) => store.images.readImage(imageId),
+      },
+      deliveries: store.deliveries,
+      requestContext: {
+        catalog: {
+          ...(ldmModels.length > 0 ? { ldm: ldmModels } : {}),
+          ...(openai ? { openai: [openai.model] } : {}),
+        },
+        limits: config.limits,
+        defaults: {
+          ...DEFAULT_REQUEST_DEFAULTS,
+          backend: backends.ldm ? "ldm" : "openai",
+          models: {
+            ...(defaultLdmModel ? { ldm: defaultLdmModel } : {}),
+            ...(openai ? { openai: openai.model } : {}),
+          },
+        },
+        // A model's own defaults (SD-Turbo: 1 step, no CFG) are known once its worker has loaded it.
+        modelDefaults: (backend, model) => {
+          const info = backend === "ldm" ? supervisors.get(model)?.info : undefined;
+          return info
+            ? {
+                steps: info.defaults.steps,
+                guidance: info.defaults.guidance,
+                sampler: info.defaults.scheduler,
+              }
+            : undefined;
+        },
+        nativeSide: (backend, model) =>
+          backend === "openai" ? OPENAI_NATIVE_SIDE : nativeSide(supervisors.get(model)?.info?.io.family),
+      },
+      imaging: {
+        png: async (image) => encodePng({ width: image.width, height: image.height, data: image.data }),
+        fit: fitPng,
+        async animation(jobId) {
+          try {
+            const gif = await readFile(previewFile(jobId));
+            const frames = Number(await readFile(`${previewFile(jobId)}.frames`, "utf8"));
+            return { gif, frames };
+          } catch {
+            return undefined;
+          }
+        },
+      },
+      strengths: config.strengths,
+      adminIds: config.adminIds,
+      ...(openai
+        ? {
+            quota: (request, guild) =>
+              request.backend === "openai" ? openai.checkQuota(request, guild) : undefined,
+          }
+        : {}),
+      async tokenCount(job: Job): Promise<TokenCount | undefined> {
+        if (job.request.backend !== "ldm") return undefined;
+        let tokenizer = tokenizers.get(job.request.model);
+        if (!tokenizer) {
+          const folder = readModelFolder(
+            resolveModelDir(config.modelsDir, job.request.model),
+            job.request.model,
+          );
+          tokenizer = ClipTokenizer.fromFolder(folder.tokenizerDir);
+          tokenizers.set(job.request.model, tokenizer);
+        }
+        const t = tokenizer.tokenize(job.request.prompt);
+        return { tokens: t.textTokenCount + 2, cut: t.truncatedCount };
+      },
+      info: () => ({
+        version: options.version ?? "dev",
+        device: config.device,
+        models: {
+          ...(ldmModels.length > 0 ? { ldm: ldmModels } : {}),
+          ...(openai ? { openai: [openai.model] } : {}),
+        },
+      }),
+      ...(openai
+        ? {
+            spendReport: (where) => {
+              const t = store.spend.totals({ platform: where.platform, workspaceId: where.workspaceId });
+              return [`OpenAI images on this server: ${t.images} (about $${t.costUsd.toFixed(2)})`];
+            },
+          }
+        : {}),
+    };
+
+    const relay = new JobRelay(engine, services.jobs, {
+      previews,
+      log,
+      ...(options.minEditIntervalMs === undefined ? {} : { minEditIntervalMs: options.minEditIntervalMs }),
+    });
+    relay.attach();
+
+    let discord: DiscordBot | undefined;
+    if (config.discord.token) {
+      discord = new DiscordBot(services, relay, {
+        token: config.discord.token,
+        ...(config.discord.guildId ? { guildId: config.discord.guildId } : {}),
+        ...(config.discord.apiBase ? { apiBase: config.discord.apiBase } : {}),
+        log,
+      });
+      const bot = discord;
+      cleanup.push(() => bot.stop());
+      await discord.start();
+    }
+
+    // Warm the default local model, so the first job does not wait for the load (its defaults also become known).
+    if (defaultLdmModel) {
+      supervisor(defaultLdmModel)
+        .start()
+        .catch((err: unknown) => log(`easel: could not load model ${defaultLdmModel}: ${String(err)}`));
+    }
+    await engine.start();
+
+    let stopped = false;
+    return {
+      engine,
+      store,
+      relay,
+      services,
+      ...(discord ? { discord } : {}),
+      async stop(graceMs = 30_000) {
+        if (stopped) return;
+        stopped = true;
+        await engine.stop(graceMs);
+        await relay.detach();
+        for (const step of cleanup.reverse()) await step();
+      },
+    };
+  } catch (err) {
+    for (const step of cleanup.reverse()) await Promise.resolve(step()).catch(() => undefined);
+    throw err;
+  }
+}

@@ -1,0 +1,299 @@
+import {
+  type ButtonInteraction,
+  type ChatInputCommandInteraction,
+  Client,
+  type CommandInteractionOption,
+  Events,
+  GatewayIntentBits,
+  type Interaction,
+  type MessageContextMenuCommandInteraction,
+  MessageFlags,
+  PermissionFlagsBits,
+} from "discord.js";
+import { COMMANDS, type CommandReply, IMAGINE_THIS, isGroup, parseArgs } from "../../../commands/index.ts";
+import type { Actor, BotServices } from "../../core/bot-services.ts";
+import { type PressOutcome, pressButton } from "../../core/button-press.ts";
+import { explainJob } from "../../core/explain.ts";
+import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
+import { BOT_MESSAGES } from "../../core/messages.ts";
+import type { JobRelay } from "../../core/relay.ts";
+import { discordCommandData } from "./command-data.ts";
+import { layoutMessage } from "./layout.ts";
+import { DEFAULT_ATTACHMENT_LIMIT, DiscordOutlet, isDeadToken } from "./outlet.ts";
+
+/**
+ * easel on Discord: a gateway client with the one intent slash commands need (Guilds: the channel and role
+ * caches), commands registered from the neutral definitions, and interactions turned into engine requests.
+ * Every interaction is answered well inside Discord's 3 seconds: the job row is written (milliseconds), then
+ * the reply is deferred; everything slow happens after the acknowledgement.
+ */
+
+export interface DiscordOptions {
+  token: string;
+  /** Register commands in this guild only (instant, for development); else globally. */
+  guildId?: string;
+  /** REST base URL override (DISCORD_API_BASE); the gateway URL then comes from that server. */
+  apiBase?: string;
+  log?: (line: string) => void;
+}
+
+/** Members with Administrator or Manage Server are easel admins in their guild. */
+const ADMIN_PERMISSIONS = PermissionFlagsBits.Administrator | PermissionFlagsBits.ManageGuild;
+
+export class DiscordBot {
+  readonly client: Client;
+  private readonly outlet: DiscordOutlet;
+  private readonly log: (line: string) => void;
+
+  constructor(
+    private readonly services: BotServices,
+    relay: JobRelay,
+    private readonly options: DiscordOptions,
+  ) {
+    this.log = options.log ?? ((line) => console.error(line));
+    this.client = new Client({
+      intents: [GatewayIntentBits.Guilds],
+      ...(options.apiBase ? { rest: { api: options.apiBase } } : {}),
+    });
+    this.outlet = new DiscordOutlet(this.client, services, {
+      applicationId: () => this.client.application?.id ?? this.client.user?.id ?? "",
+      ...(options.apiBase ? { apiBase: options.apiBase } : {}),
+    });
+    relay.register("discord", this.outlet);
+    this.client.on(Events.InteractionCreate, (interaction) => {
+      this.onInteraction(interaction).catch((err: unknown) => {
+        this.log(`easel: a Discord interaction failed: ${describe(err)}`);
+      });
+    });
+    this.client.on(Events.Error, (err) => this.log(`easel: Discord client error: ${describe(err)}`));
+  }
+
+  /** Logs in, waits for READY and registers the commands. */
+  async start(): Promise<void> {
+    const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
+    await this.client.login(this.options.token);
+    await ready;
+    const data = discordCommandData();
+    const application = this.client.application;
+    if (!application) throw new Error("Discord did not say which application this bot is");
+    if (this.options.guildId) await application.commands.set(data, this.options.guildId);
+    else await application.commands.set(data);
+    this.log(
+      `easel: Discord ready as ${this.client.user?.tag ?? "?"}; commands registered ${
+        this.options.guildId ? `in guild ${this.options.guildId}` : "globally"
+      }`,
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.outlet.destroy();
+    await this.client.destroy();
+  }
+
+  private async onInteraction(interaction: Interaction): Promise<void> {
+    if (interaction.isChatInputCommand()) return this.onCommand(interaction);
+    if (interaction.isMessageContextMenuCommand()) return this.onImagineThis(interaction);
+    if (interaction.isButton()) return this.onButton(interaction);
+  }
+
+  private actor(interaction: Interaction): Actor {
+    const member = interaction.member;
+    const roles = member ? (Array.isArray(member.roles) ? member.roles : [...member.roles.cache.keys()]) : [];
+    const channel = interaction.channel;
+    return {
+      requester: {
+        platform: "discord",
+        workspaceId: interaction.guildId ?? "dm",
+        channelId: interaction.channelId ?? "",
+        userId: interaction.user.id,
+        userName: interaction.user.username,
+      },
+      platformAdmin: interaction.memberPermissions?.any(ADMIN_PERMISSIONS) ?? false,
+      memberRoleIds: roles,
+      channelNsfw: channel !== null && "nsfw" in channel && channel.nsfw === true,
+      isBot: interaction.user.bot,
+    };
+  }
+
+  private async onCommand(interaction: ChatInputCommandInteraction): Promise<void> {
+    const definition = COMMANDS.find((c) => c.name === interaction.commandName);
+    if (!definition) {
+      await this.ephemeral(interaction, BOT_MESSAGES.unknownCommand(interaction.commandName));
+      return;
+    }
+    let options: readonly CommandInteractionOption[] = interaction.options.data;
+    let leaf = definition;
+    if (isGroup(definition)) {
+      const sub = options[0];
+      const found = definition.subcommands.find((s) => s.name === sub?.name);
+      if (!found || !sub) {
+        await this.ephemeral(
+          interaction,
+          BOT_MESSAGES.unknownCommand(`${definition.name} ${sub?.name ?? ""}`),
+        );
+        return;
+      }
+      leaf = found;
+      options = sub.options ?? [];
+    }
+    if (isGroup(leaf)) return;
+    const raw = Object.fromEntries(options.map((o) => [o.name, o.value]));
+    const args = parseArgs(leaf.options, raw);
+    if (!args.ok) {
+      await this.ephemeral(interaction, args.reason);
+      return;
+    }
+    const reply = await leaf.handle(args.value as never, {
+      services: this.services,
+      actor: this.actor(interaction),
+      eventId: interaction.id,
+    });
+    await this.answer(interaction, reply);
+  }
+
+  private async onImagineThis(interaction: MessageContextMenuCommandInteraction): Promise<void> {
+    if (interaction.commandName !== IMAGINE_THIS) return;
+    const outcome = imagine(this.services, this.actor(interaction), interaction.id, {
+      prompt: interaction.targetMessage.content,
+    });
+    await this.answer(interaction, { kind: "job", outcome });
+  }
+
+  /** Lays out a command's reply: a queued job gets a deferred public reply that becomes its status message. */
+  private async answer(
+    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
+    reply: CommandReply,
+  ): Promise<void> {
+    if (reply.kind === "text") {
+      await interaction.reply({
+        content: reply.text.slice(0, 2000),
+        ...(reply.ephemeral ? { flags: MessageFlags.Ephemeral } : {}),
+      });
+      return;
+    }
+    await this.replyWithJob(interaction, reply.outcome);
+  }
+
+  private async replyWithJob(
+    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
+    outcome: ImagineOutcome,
+  ): Promise<void> {
+    if (!outcome.ok) {
+      await this.ephemeral(interaction, outcome.message);
+      return;
+    }
+    if (outcome.duplicate) {
+      // A redelivered interaction: its job already has a status message.
+      return;
+    }
+    const bind = this.outlet.expect(outcome.job.id);
+    try {
+      const response = await interaction.deferReply({ withResponse: true });
+      const message = response.resource?.message;
+      bind({
+        channelId: interaction.channelId ?? outcome.job.request.requester.channelId,
+        messageId: message?.id ?? "@original",
+        token: interaction.token,
+        createdAt: interaction.createdTimestamp,
+        attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
+      });
+    } catch (err) {
+      bind(undefined);
+      throw err;
+    }
+    if (outcome.notes.length > 0) {
+      await interaction.followUp({
+        content: outcome.notes.join("\n").slice(0, 2000),
+        flags: MessageFlags.Ephemeral,
+      });
+    }
+  }
+
+  private async onButton(interaction: ButtonInteraction): Promise<void> {
+    const outcome: PressOutcome = await pressButton(
+      this.services,
+      this.actor(interaction),
+      interaction.id,
+      interaction.customId,
+    );
+    switch (outcome.kind) {
+      case "refused":
+        return this.ephemeral(interaction, outcome.message);
+      case "cancel":
+        return this.ephemeral(interaction, outcome.message);
+      case "job":
+        return this.replyWithJob(interaction, outcome.outcome);
+      case "delete":
+        await interaction.deferUpdate();
+        await interaction.deleteReply().catch(async (err: unknown) => {
+          if (!isDeadToken(err)) throw err;
+          await interaction.message.delete();
+        });
+        return;
+      case "upscale": {
+        const bytes =
+          outcome.image.png.length > 0
+            ? outcome.image.png
+            : await this.services.jobs.imageBytes(outcome.image.id);
+        const name = `easel-${outcome.job.id}-${outcome.image.variant}.png`;
+        const payload = layoutMessage(
+          {
+            content: `<@${interaction.user.id}> image ${outcome.image.variant} at full size`,
+            title: outcome.job.request.prompt.slice(0, 256) || "(empty prompt)",
+            fields: [],
+            images: [],
+            buttons: [],
+            footer: `Job ${outcome.job.id} · ${outcome.image.width}×${outcome.image.height}`,
+            tone: "success",
+          },
+          [{ name, bytes }],
+        );
+        await interaction.reply({ ...payload, allowedMentions: { users: [] } });
+        if (!outcome.upscale.ok) {
+          await interaction.followUp({ content: outcome.upscale.message, flags: MessageFlags.Ephemeral });
+          return;
+        }
+        // The upscale job's status message is a follow-up, edited through the same token.
+        const bind = this.outlet.expect(outcome.upscale.job.id);
+        try {
+          const followUp = await interaction.followUp({ content: BOT_MESSAGES.upscaleQueued });
+          bind({
+            channelId: interaction.channelId,
+            messageId: followUp.id,
+            token: interaction.token,
+            createdAt: interaction.createdTimestamp,
+            attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
+          });
+        } catch (err) {
+          bind(undefined);
+          throw err;
+        }
+        return;
+      }
+      case "explain": {
+        await interaction.deferReply({ flags: MessageFlags.Ephemeral });
+        const animation = await this.services.imaging.animation?.(outcome.job.id);
+        const tokens = await this.services.tokenCount?.(outcome.job);
+        const text = explainJob(outcome.job, tokens, animation?.frames ?? 0);
+        await interaction.editReply({
+          content: text.slice(0, 2000),
+          files: animation
+            ? [{ attachment: Buffer.from(animation.gif), name: `easel-${outcome.job.id}-denoising.gif` }]
+            : [],
+        });
+        return;
+      }
+    }
+  }
+
+  private async ephemeral(
+    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
+    text: string,
+  ): Promise<void> {
+    await interaction.reply({ content: text.slice(0, 2000), flags: MessageFlags.Ephemeral });
+  }
+}
+
+function describe(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}

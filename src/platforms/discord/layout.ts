@@ -1,0 +1,69 @@
+import {
+  ActionRowBuilder,
+  AttachmentBuilder,
+  ButtonBuilder,
+  ButtonStyle,
+  EmbedBuilder,
+  type MessageCreateOptions,
+} from "discord.js";
+import type { MessageButton, MessageModel } from "../../core/presenter.ts";
+import { cut } from "../../core/presenter.ts";
+
+/**
+ * The neutral message model laid out as a Discord message: content line, one embed (title, fields, image,
+ * footer, colour by tone), up to 5 rows of up to 5 buttons, and the files. Discord's own limits are applied
+ * here (content 2000, embed title 256, description 4096, 25 fields, footer 2048); the presenter already cut
+ * field values to 1024.
+ */
+
+/** A file to attach, already encoded. */
+export interface DiscordFile {
+  name: string;
+  bytes: Uint8Array;
+}
+
+/** The payload parts discord.js takes for a send, a reply or an edit. */
+export type DiscordPayload = Required<
+  Pick<MessageCreateOptions, "content" | "embeds" | "components" | "files">
+>;
+
+const COLOURS: Record<MessageModel["tone"], number> = { info: 0x5865f2, success: 0x57f287, error: 0xed4245 };
+const STYLES: Record<MessageButton["style"], ButtonStyle> = {
+  primary: ButtonStyle.Primary,
+  secondary: ButtonStyle.Secondary,
+  danger: ButtonStyle.Danger,
+};
+
+/** Lays out `model`; `files[0]`, when given, is shown as the embed's image. */
+export function layoutMessage(model: MessageModel, files: readonly DiscordFile[] = []): DiscordPayload {
+  const embed = new EmbedBuilder().setTitle(cut(model.title, 256)).setColor(COLOURS[model.tone]);
+  if (model.description) embed.setDescription(cut(model.description, 4096));
+  if (model.fields.length > 0) {
+    embed.addFields(
+      model.fields
+        .slice(0, 25)
+        .map((f) => ({ name: cut(f.name, 256), value: cut(f.value, 1024), inline: f.inline })),
+    );
+  }
+  if (model.footer) embed.setFooter({ text: cut(model.footer, 2048) });
+  const shown = files[0];
+  if (shown) embed.setImage(`attachment://${shown.name}`);
+  const components = model.buttons
+    .filter((row) => row.length > 0)
+    .slice(0, 5)
+    .map((row) =>
+      new ActionRowBuilder<ButtonBuilder>().addComponents(
+        row
+          .slice(0, 5)
+          .map((b) =>
+            new ButtonBuilder().setCustomId(b.id).setLabel(cut(b.label, 80)).setStyle(STYLES[b.style]),
+          ),
+      ),
+    );
+  return {
+    content: cut(model.content, 2000),
+    embeds: [embed],
+    components,
+    files: files.map((f) => new AttachmentBuilder(Buffer.from(f.bytes), { name: f.name })),
+  };
+}
