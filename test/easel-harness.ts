@@ -104,3 +104,10 @@ export function nextEvent<K extends "done" | "started" | "cancelled">(
     });
   });
 }
+
+/** A folder with "tiny" and "slow" (the bench variant: tens of ms per step at 512², for mid-job tests). */
+export async function tinyAndSlowModelsDir(): Promise<string> {
+  const dir = await tinyModelsDir();
+  await writeTinyModel(join(dir, "slow"), TINY_MODEL_VARIANTS.bench, TOKENIZER_DIR);
+  return dir;
+}
