@@ -3,7 +3,13 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { parseButtonId } from "../src/core/buttons.ts";
 import { readPngText } from "../src/render/png.ts";
 import { nextEvent, startTestEasel, type TestEasel, tinyAndSlowModelsDir } from "./easel-harness.ts";
-import { FakeDiscord, type FakeMessage, type InteractionHandle } from "./fakes/fake-discord/index.ts";
+import {
+  DEFAULT_GUILD_ID,
+  DEFAULT_NSFW_CHANNEL_ID,
+  FakeDiscord,
+  type FakeMessage,
+  type InteractionHandle,
+} from "./fakes/fake-discord/index.ts";
 
 /**
  * easel on Discord end to end: `startEasel` (what `npm start` runs) logs discord.js in to a local fake Discord
@@ -246,5 +252,115 @@ describe("easel on Discord", () => {
     expect(field(done, "Note")).toMatch(/upload limit/);
     for (const a of done.attachments) expect(a.size).toBeLessThanOrEqual(60_000);
     expect(f.violations).toEqual([]);
+  });
+
+  it('"how it was made" answers with the stages and an animation of the denoising', async () => {
+    const { fake: f } = await start();
+    const h = f.slashCommand({
+      name: "imagine",
+      options: prompt("a lighthouse in a storm --steps 8 --size 128x128"),
+    });
+    const done = await finalMessage(f, h);
+    const m = f.pressButton({ messageId: done.id, customId: buttons(done).get("🎞 How it was made") ?? "" });
+    const reply = await f.waitForOriginalMessage(m, (x) => /How it was made/.test(x.content), 10_000);
+    expect(reply.content).toMatch(/7 CLIP tokens/);
+    expect(reply.content).toMatch(/16×16×4 latent/);
+    expect(reply.content).toMatch(/8 dpmpp_2m_karras steps/);
+    expect(reply.flags & 64).toBe(64);
+    expect(reply.attachments[0]?.filename).toMatch(/denoising\.gif$/);
+    const gif = f.attachmentBytes(reply.id, 0);
+    expect(Buffer.from(gif.subarray(0, 6)).toString("latin1")).toBe("GIF89a");
+    expect(f.violations).toEqual([]);
+  });
+
+  it("/settings, /queue and /info through Discord's sub-commands and options", async () => {
+    const { fake: f } = await start({}, {});
+    const refused = f.slashCommand({
+      name: "settings",
+      options: [
+        {
+          name: "set",
+          type: 1,
+          options: [
+            { name: "key", value: "steps" },
+            { name: "value", value: "5" },
+          ],
+        },
+      ],
+    });
+    expect(((await f.waitForCallback(refused)).body as { data: { content: string } }).data.content).toMatch(
+      /Only easel admins/,
+    );
+    const set = f.slashCommand({
+      name: "settings",
+      admin: true,
+      options: [
+        {
+          name: "set",
+          type: 1,
+          options: [
+            { name: "key", value: "steps" },
+            { name: "value", value: "5" },
+          ],
+        },
+      ],
+    });
+    expect(((await f.waitForCallback(set)).body as { data: { content: string } }).data.content).toMatch(
+      /steps set to 5/,
+    );
+    const h = f.slashCommand({ name: "imagine", options: prompt("x --size 64x64") });
+    expect(field(await finalMessage(f, h), "Steps")).toBe("5");
+    const info = f.slashCommand({ name: "info" });
+    expect(((await f.waitForCallback(info)).body as { data: { content: string } }).data.content).toMatch(
+      /ldm: slow, tiny/,
+    );
+    const queue = f.slashCommand({ name: "queue" });
+    expect(((await f.waitForCallback(queue)).body as { data: { content: string } }).data.content).toMatch(
+      /no jobs/,
+    );
+    expect(f.violations).toEqual([]);
+  });
+
+  it("registers in one guild with DISCORD_GUILD_ID, and rides out a 429 from Discord", async () => {
+    const { fake: f } = await start({}, { DISCORD_GUILD_ID: DEFAULT_GUILD_ID });
+    expect(f.commands(DEFAULT_GUILD_ID).map((c) => c.name)).toContain("imagine");
+    expect(f.commands()).toHaveLength(0);
+    f.rateLimitNext(/PATCH \/webhooks\//, { retryAfterS: 0.2, count: 2 });
+    const h = f.slashCommand({ name: "imagine", options: prompt("rate limited --size 64x64 --steps 2") });
+    const done = await finalMessage(f, h);
+    expect(done.attachments.length).toBeGreaterThan(0);
+    expect(f.requests.filter((r) => r.status === 429).length).toBe(2);
+  });
+
+  it("keeps the safety filter on unless the channel is age-restricted and the server allows NSFW there", async () => {
+    const { fake: f, t: e } = await start();
+    const on = (channelId: string) =>
+      f.slashCommand({
+        name: "settings",
+        admin: true,
+        channelId,
+        options: [
+          {
+            name: "set",
+            type: 1,
+            options: [
+              { name: "key", value: "nsfw" },
+              { name: "value", value: "on" },
+            ],
+          },
+        ],
+      });
+    await f.waitForCallback(on(DEFAULT_NSFW_CHANNEL_ID));
+    const general = f.slashCommand({ name: "imagine", options: prompt("x --size 64x64 --steps 2") });
+    const afterDark = f.slashCommand({
+      name: "imagine",
+      channelId: DEFAULT_NSFW_CHANNEL_ID,
+      options: prompt("y --size 64x64 --steps 2"),
+    });
+    await finalMessage(f, general);
+    await finalMessage(f, afterDark);
+    const jobs = e.easel.store.jobs.listJobs({});
+    expect(jobs.find((j) => j.request.prompt === "x")?.request.nsfwAllowed).toBe(false);
+    expect(jobs.find((j) => j.request.prompt === "y")?.request.nsfwAllowed).toBe(true);
   });
 });
