@@ -1,3 +1,4 @@
+import { benchDiscordAck } from "./discord-ack.ts";
 import { benchEngine } from "./engine.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
@@ -10,3 +11,4 @@ benchRandn();
 benchScheduler();
 await benchPipeline();
 await benchEngine();
+await benchDiscordAck();

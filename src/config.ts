@@ -131,6 +131,8 @@ const EnvSchema = z.object({
   EASEL_MAX_PIXELS: wholeNumber("EASEL_MAX_PIXELS", HARD_LIMITS.minPixels, HARD_LIMITS.maxPixels),
   EASEL_MAX_IMAGES: wholeNumber("EASEL_MAX_IMAGES", HARD_LIMITS.minCount, HARD_LIMITS.maxCount),
   EASEL_MAX_QUEUED_PER_USER: wholeNumber("EASEL_MAX_QUEUED_PER_USER", 1, HARD_LIMITS.maxQueuedPerUser),
+  EASEL_MAX_QUEUED_PER_SERVER: wholeNumber("EASEL_MAX_QUEUED_PER_SERVER", 1, 100_000),
+  EASEL_MAX_QUEUED: wholeNumber("EASEL_MAX_QUEUED", 1, 100_000),
   HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
   HF_TOKEN: optionalString,
 });
@@ -163,6 +165,8 @@ export interface Config {
   strengths: ButtonStrengths;
   /** The operator's request limits (EASEL_MAX_*): guilds and channels may only lower them. */
   limits: Partial<RequestLimits>;
+  /** Queue bounds (EASEL_MAX_QUEUED, EASEL_MAX_QUEUED_PER_SERVER); the engine's defaults where unset. */
+  queue: { maxQueued?: number; maxQueuedPerWorkspace?: number };
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
   hub: { endpoint: string; token?: string };
 }
@@ -235,6 +239,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       maxCount: e.EASEL_MAX_IMAGES,
       maxQueuedPerUser: e.EASEL_MAX_QUEUED_PER_USER,
     }),
+    queue: defined({ maxQueued: e.EASEL_MAX_QUEUED, maxQueuedPerWorkspace: e.EASEL_MAX_QUEUED_PER_SERVER }),
     hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
   };
 }

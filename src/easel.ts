@@ -125,6 +125,12 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       backends,
       encoder: encodeJobImages,
       loadImage: async (id, as) => prepareImage(await store.images.readImage(id), id, as),
+      limits: {
+        ...config.queue,
+        ...(config.limits.maxQueuedPerUser === undefined
+          ? {}
+          : { maxQueuedPerUser: config.limits.maxQueuedPerUser }),
+      },
       ...(openai ? { backendLimits: { openai: openAiBackendLimits(config.openai) } } : {}),
     });
 

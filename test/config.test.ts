@@ -54,8 +54,36 @@ describe("configuration", () => {
     [{ OPENAI_DAILY_IMAGES_PER_GUILD: "lots" }, "OPENAI_DAILY_IMAGES_PER_GUILD"],
     [{ OPENAI_IMAGE_PRICES: "gpt-image-1:0.04" }, "OPENAI_IMAGE_PRICES"],
     [{ OPENAI_BASE_URL: "api dot openai" }, "OPENAI_BASE_URL"],
+    [{ EASEL_VARIATION_STRENGTH: "1.5" }, "EASEL_VARIATION_STRENGTH"],
+    [{ EASEL_UPSCALE_STRENGTH: "0" }, "EASEL_UPSCALE_STRENGTH"],
+    [{ EASEL_MAX_STEPS: "151" }, "EASEL_MAX_STEPS"],
+    [{ EASEL_MAX_PIXELS: "10" }, "EASEL_MAX_PIXELS"],
+    [{ EASEL_MAX_IMAGES: "5" }, "EASEL_MAX_IMAGES"],
+    [{ EASEL_MAX_QUEUED_PER_USER: "0" }, "EASEL_MAX_QUEUED_PER_USER"],
+    [{ EASEL_MAX_QUEUED_PER_SERVER: "x" }, "EASEL_MAX_QUEUED_PER_SERVER"],
+    [{ EASEL_MAX_QUEUED: "-3" }, "EASEL_MAX_QUEUED"],
   ])("names the variable in error for %j", (env, variable) => {
     expect(configError(env)).toContain(variable);
+  });
+
+  it("reads the button strengths, the request limits and the queue bounds", () => {
+    const defaults = loadConfig({});
+    expect(defaults.strengths).toEqual({ variation: 0.6, upscale: 0.3 });
+    expect(defaults.limits).toEqual({});
+    expect(defaults.queue).toEqual({});
+    const set = loadConfig({
+      EASEL_VARIATION_STRENGTH: "0.45",
+      EASEL_UPSCALE_STRENGTH: "1",
+      EASEL_MAX_STEPS: "50",
+      EASEL_MAX_PIXELS: "262144",
+      EASEL_MAX_IMAGES: "2",
+      EASEL_MAX_QUEUED_PER_USER: "5",
+      EASEL_MAX_QUEUED_PER_SERVER: "40",
+      EASEL_MAX_QUEUED: "500",
+    });
+    expect(set.strengths).toEqual({ variation: 0.45, upscale: 1 });
+    expect(set.limits).toEqual({ maxSteps: 50, maxPixels: 262144, maxCount: 2, maxQueuedPerUser: 5 });
+    expect(set.queue).toEqual({ maxQueued: 500, maxQueuedPerWorkspace: 40 });
   });
 
   it("reads the OpenAI backend's settings with defaults well below the SDK's 10-minute timeout", () => {
