@@ -106,6 +106,7 @@ describe("easel on Discord", () => {
     expect(field(done, "Steps")).toBe("6");
     expect(field(done, "Size")).toBe("640×448"); // 3:2 at about 512² pixels
     expect(field(done, "Model")).toBe("tiny (ldm)");
+    expect(field(done, "Requested by")).toBe(`<@${f.interaction(h).user.id}>`);
     expect(field(done, "Prompt to rerun")).toContain("--seed 42");
     const embed = done.embeds[0] as { title: string; image?: { url: string }; footer?: { text: string } };
     expect(embed.title).toBe("a lighthouse in a storm");

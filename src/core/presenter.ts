@@ -110,6 +110,7 @@ export function presentDone(
       inline: true,
     },
     { name: "Model", value: `${r.model} (${r.backend})`, inline: true },
+    { name: "Requested by", value: mention(job), inline: true },
   ];
   if (r.negativePrompt)
     fields.unshift({ name: "Negative prompt", value: cut(r.negativePrompt, FIELD_MAX), inline: false });
