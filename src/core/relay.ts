@@ -37,6 +37,8 @@ export interface JobOutlet {
   result(job: Job, model: MessageModel, files: OutgoingFile[]): Promise<void>;
   /** Shows a failure to the requester. */
   failure(job: Job, model: MessageModel): Promise<void>;
+  /** The job's last message went out (or was given up): drop what was kept for it. */
+  release?(jobId: string): void;
 }
 
 /** Preview frames kept with a job for "how it was made". */
@@ -214,6 +216,7 @@ export class JobRelay {
         }
       })
       .finally(() => {
+        outlet.release?.(job.id);
         if (this.jobs.get(job.id) === state && !state.timer) this.jobs.delete(job.id);
       });
   }

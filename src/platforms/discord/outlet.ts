@@ -194,6 +194,14 @@ export class DiscordOutlet implements JobOutlet {
     this.record(job.id, "failure", channelId, message.id);
   }
 
+  release(jobId: string): void {
+    const token = this.targets.get(jobId)?.token;
+    this.targets.delete(jobId);
+    if (!token || [...this.targets.values()].some((t) => t.token === token)) return;
+    this.webhooks.get(token)?.destroy();
+    this.webhooks.delete(token);
+  }
+
   /** Closes the webhook clients. */
   destroy(): void {
     for (const webhook of this.webhooks.values()) webhook.destroy();
