@@ -2,6 +2,7 @@ import { z } from "zod";
 import { imagine } from "../src/core/imagine.ts";
 import { BACKEND_NAMES, HARD_LIMITS, SAMPLER_NAMES } from "../src/core/prompt-flags.ts";
 import type { RequestOptions } from "../src/core/request.ts";
+import { contestFromRequest } from "./contest-flag.ts";
 import { defineCommand } from "./types.ts";
 
 /**
@@ -42,6 +43,7 @@ export const imagineOptions = {
     .optional()
     .describe("Renderer: ldm (local) or openai"),
   model: z.string().max(64).optional().describe("Model name (see /info)"),
+  vote: z.string().max(8).optional().describe("Let the channel vote on the images for this long, e.g. 10m"),
 };
 
 /** The command's options as the engine's request options. */
@@ -76,10 +78,19 @@ export const imagineCommand = defineCommand({
   description: "Draw an image from a prompt",
   options: imagineOptions,
   positional: ["prompt"],
-  handle(args, { services, actor, eventId }) {
+  handle(args, context) {
+    const { services, actor, eventId } = context;
+    const contest = contestFromRequest(args.prompt, args.vote, args.n, context);
+    if (!contest.ok) return { kind: "job", outcome: { ok: false, message: contest.reason } };
+    const options = requestOptions(args);
+    if (contest.count !== undefined) options.count = contest.count;
     return {
       kind: "job",
-      outcome: imagine(services, actor, eventId, { prompt: args.prompt, options: requestOptions(args) }),
+      outcome: imagine(services, actor, eventId, {
+        prompt: contest.prompt,
+        options,
+        ...(contest.contestMs === undefined ? {} : { contestMs: contest.contestMs }),
+      }),
     };
   },
 });

@@ -160,6 +160,9 @@ export const SETTING_KEYS: Readonly<Record<string, KeySpec>> = {
   "admin-roles": guildListKey("adminRoleIds", /[,\s]+/),
   "openai-daily-per-user": guildNumberKey("openaiDailyImagesPerUser"),
   "openai-daily-per-server": guildNumberKey("openaiDailyImagesPerGuild"),
+  "self-vote": flagKey("selfVote", ["server"], undefined),
+  "contest-minutes": guildNumberKey("contestMinutes"),
+  "contest-upscale": flagKey("contestUpscale", ["server"], undefined),
 };
 
 const KEY_NAMES = Object.keys(SETTING_KEYS) as [string, ...string[]];

@@ -25,7 +25,12 @@ export type CommandReply =
   /** A job was queued (its status message follows) or refused (an ephemeral reason). */
   | { kind: "job"; outcome: ImagineOutcome }
   /** A text answer; `ephemeral`: only the member sees it. */
-  | { kind: "text"; text: string; ephemeral: boolean };
+  | { kind: "text"; text: string; ephemeral: boolean }
+  /** An arena match: two jobs (A, B), each with its own status message, and a line to introduce them. */
+  | { kind: "arena"; sides: [ImagineQueued, ImagineQueued]; text: string };
+
+/** A queued job as imagine() reports it. */
+export type ImagineQueued = Extract<ImagineOutcome, { ok: true }>;
 
 /** A command without sub-commands. */
 export interface LeafCommand<S extends OptionSchemas = OptionSchemas> {

@@ -6,6 +6,7 @@ import { type ButtonStrengths, DEFAULT_BUTTON_STRENGTHS } from "./core/button-pr
 import { EaselError } from "./core/errors.ts";
 import { HARD_LIMITS } from "./core/prompt-flags.ts";
 import type { RequestLimits } from "./core/settings.ts";
+import { DEFAULT_ELO, type EloSettings } from "./core/voting.ts";
 
 /**
  * easel's configuration: `.env` (via dotenv) and the environment, validated with zod. This is the only module
@@ -133,6 +134,8 @@ const EnvSchema = z.object({
   EASEL_MAX_QUEUED_PER_USER: wholeNumber("EASEL_MAX_QUEUED_PER_USER", 1, HARD_LIMITS.maxQueuedPerUser),
   EASEL_MAX_QUEUED_PER_SERVER: wholeNumber("EASEL_MAX_QUEUED_PER_SERVER", 1, 100_000),
   EASEL_MAX_QUEUED: wholeNumber("EASEL_MAX_QUEUED", 1, 100_000),
+  EASEL_ELO_K: wholeNumber("EASEL_ELO_K", 1, 400),
+  EASEL_ELO_START: wholeNumber("EASEL_ELO_START", 0, 10_000),
   HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
   HF_TOKEN: optionalString,
 });
@@ -165,6 +168,8 @@ export interface Config {
   strengths: ButtonStrengths;
   /** The operator's request limits (EASEL_MAX_*): guilds and channels may only lower them. */
   limits: Partial<RequestLimits>;
+  /** Arena ratings: K-factor and starting rating (EASEL_ELO_K, EASEL_ELO_START). */
+  elo: EloSettings;
   /** Queue bounds (EASEL_MAX_QUEUED, EASEL_MAX_QUEUED_PER_SERVER); the engine's defaults where unset. */
   queue: { maxQueued?: number; maxQueuedPerWorkspace?: number };
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
@@ -239,6 +244,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
       maxCount: e.EASEL_MAX_IMAGES,
       maxQueuedPerUser: e.EASEL_MAX_QUEUED_PER_USER,
     }),
+    elo: { k: e.EASEL_ELO_K ?? DEFAULT_ELO.k, start: e.EASEL_ELO_START ?? DEFAULT_ELO.start },
     queue: defined({ maxQueued: e.EASEL_MAX_QUEUED, maxQueuedPerWorkspace: e.EASEL_MAX_QUEUED_PER_SERVER }),
     hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
   };

@@ -11,6 +11,7 @@ import {
 } from "./backends/openai/openai-backend.ts";
 import type { Config } from "./config.ts";
 import type { ImageBackend } from "./core/backend.ts";
+import { ContestClock } from "./core/ballots.ts";
 import type { BotServices } from "./core/bot-services.ts";
 import { Engine } from "./core/engine.ts";
 import { EaselError } from "./core/errors.ts";
@@ -20,6 +21,7 @@ import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
 import type { BackendName } from "./core/request.ts";
 import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
 import { DiscordBot } from "./platforms/discord/discord-bot.ts";
+import { SlackBot } from "./platforms/slack/slack-bot.ts";
 import { encodeAnimation } from "./render/animation.ts";
 import { encodeJobImages } from "./render/encode-job.ts";
 import { fitPng } from "./render/fit-png.ts";
@@ -39,9 +41,11 @@ export interface EaselHandle {
   engine: Engine;
   store: Store;
   relay: JobRelay;
+  contests: ContestClock;
   /** What commands and buttons use (tests drive them directly). */
   services: BotServices;
   discord?: DiscordBot;
+  slack?: SlackBot;
   /** Stops taking work, lets running jobs finish for `graceMs`, posts what is done, closes everything. */
   stop(graceMs?: number): Promise<void>;
 }
@@ -200,6 +204,8 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         },
       },
       strengths: config.strengths,
+      votes: store.votes,
+      elo: config.elo,
       adminIds: config.adminIds,
       ...(openai
         ? {
@@ -239,16 +245,18 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         : {}),
     };
 
+    const contests = new ContestClock(services, { elo: config.elo, log });
     const relay = new JobRelay(engine, services.jobs, {
       previews,
       log,
+      afterResult: (job) => contests.resultPosted(job),
       ...(options.minEditIntervalMs === undefined ? {} : { minEditIntervalMs: options.minEditIntervalMs }),
     });
     relay.attach();
 
     let discord: DiscordBot | undefined;
     if (config.discord.token) {
-      discord = new DiscordBot(services, relay, {
+      discord = new DiscordBot(services, relay, contests, {
         token: config.discord.token,
         ...(config.discord.guildId ? { guildId: config.discord.guildId } : {}),
         ...(config.discord.apiBase ? { apiBase: config.discord.apiBase } : {}),
@@ -259,6 +267,21 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       await discord.start();
     }
 
+    let slack: SlackBot | undefined;
+    if (config.slack.botToken && (config.slack.appToken || config.slack.signingSecret)) {
+      slack = new SlackBot(services, relay, {
+        botToken: config.slack.botToken,
+        ...(config.slack.appToken ? { appToken: config.slack.appToken } : {}),
+        ...(config.slack.signingSecret ? { signingSecret: config.slack.signingSecret } : {}),
+        ...(config.slack.apiUrl ? { apiUrl: config.slack.apiUrl } : {}),
+        port: config.slack.port,
+        log,
+      });
+      const bot = slack;
+      cleanup.push(() => bot.stop());
+      await slack.start();
+    }
+
     // Warm the default local model, so the first job does not wait for the load (its defaults also become known).
     if (defaultLdmModel) {
       supervisor(defaultLdmModel)
@@ -266,18 +289,22 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         .catch((err: unknown) => log(`easel: could not load model ${defaultLdmModel}: ${String(err)}`));
     }
     await engine.start();
+    contests.start();
 
     let stopped = false;
     return {
       engine,
       store,
       relay,
+      contests,
       services,
       ...(discord ? { discord } : {}),
+      ...(slack ? { slack } : {}),
       async stop(graceMs = 30_000) {
         if (stopped) return;
         stopped = true;
         await engine.stop(graceMs);
+        await contests.stop();
         await relay.detach();
         for (const step of cleanup.reverse()) await step();
       },

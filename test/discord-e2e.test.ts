@@ -82,6 +82,9 @@ describe("easel on Discord", () => {
       "queue",
       "cancel",
       "info",
+      "top",
+      "compare",
+      "leaderboard",
       "Imagine this",
     ]);
     const imagine = f.commands().find((c) => c.name === "imagine") as unknown as {

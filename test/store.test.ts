@@ -112,7 +112,18 @@ describe("database", () => {
       )
       .pluck()
       .all();
-    expect(tables).toEqual(["channel_settings", "deliveries", "guild_settings", "images", "jobs", "spend"]);
+    expect(tables).toEqual([
+      "arena_matches",
+      "ballots",
+      "channel_settings",
+      "deliveries",
+      "guild_settings",
+      "images",
+      "jobs",
+      "model_ratings",
+      "spend",
+      "votes",
+    ]);
   });
 
   it("runs every connection with WAL, synchronous=NORMAL, foreign keys and a busy timeout", () => {
@@ -142,20 +153,20 @@ describe("database", () => {
     expect(err.message).toMatch(new RegExp(`version 99.*up to ${LATEST}\\b.*newer easel`));
   });
 
-  it("applies a new migration to an existing file in place (how votes will arrive), keeping rows", () => {
+  it("applies a new migration to an existing file in place, keeping rows", () => {
     const dataDir = join(tempDir(), "data");
     const v1 = openStore({}, dataDir);
     const { job } = v1.jobs.createJob({ eventId: "evt-1", request: request() });
     v1.close();
-    const votes: Migration = {
+    const favourites: Migration = {
       version: LATEST + 1,
-      name: "votes",
-      up: `CREATE TABLE votes (job_id TEXT NOT NULL REFERENCES jobs (id), user_id TEXT NOT NULL,
-             variant INTEGER NOT NULL, PRIMARY KEY (job_id, user_id));`,
+      name: "favourites",
+      up: `CREATE TABLE favourites (job_id TEXT NOT NULL REFERENCES jobs (id), user_id TEXT NOT NULL,
+             PRIMARY KEY (job_id, user_id));`,
     };
-    const v2 = openStore({ migrations: [...MIGRATIONS, votes] }, dataDir);
+    const v2 = openStore({ migrations: [...MIGRATIONS, favourites] }, dataDir);
     expect(v2.schemaVersion).toBe(LATEST + 1);
-    v2.db.prepare("INSERT INTO votes VALUES (?, 'u', 1)").run(job.id);
+    v2.db.prepare("INSERT INTO favourites VALUES (?, 'u')").run(job.id);
     expect(v2.jobs.getJob(job.id)?.id).toBe(job.id);
   });
 

@@ -6,6 +6,7 @@ import type { TokenCount } from "./explain.ts";
 import type { Job } from "./job.ts";
 import type { GenerationRequest, RequestContext, Requester } from "./request.ts";
 import type { ChannelSettings, GuildSettings } from "./settings.ts";
+import type { EloSettings, VotesPort } from "./voting.ts";
 
 /**
  * What the platform-neutral bot (commands, buttons, the job relay) needs from the rest of easel, as ports:
@@ -85,6 +86,10 @@ export interface BotServices {
   imaging: ImagingPort;
   /** img2img strengths of the V and U buttons. */
   strengths: ButtonStrengths;
+  /** Ballots, votes, arena matches and ratings. */
+  votes: VotesPort;
+  /** Arena ratings (EASEL_ELO_K, EASEL_ELO_START). */
+  elo: EloSettings;
   /** EASEL_ADMIN_IDS. */
   adminIds: readonly string[];
   quota?: QuotaCheck;

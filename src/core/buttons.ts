@@ -12,6 +12,8 @@ export const BUTTON_ACTIONS = {
   cancel: "x",
   delete: "d",
   howItWasMade: "m",
+  /** A vote for one variant (or arena side); the job id is the ballot id. */
+  vote: "b",
 } as const;
 
 /** What a button does. */
@@ -21,7 +23,7 @@ export type ButtonAction = keyof typeof BUTTON_ACTIONS;
 export interface ButtonId {
   action: ButtonAction;
   jobId: string;
-  /** 1-based image index for variation/upscale. */
+  /** 1-based image index for variation/upscale; the choice for a vote. */
   variant?: number;
 }
 
@@ -45,7 +47,7 @@ export function parseButtonId(id: string): Parsed<ButtonId> {
   if (action === undefined || jobId === undefined || !JOB_ID.test(jobId) || rest.length > 0) {
     return { ok: false, reason: "this button is not one of easel's (or is from an older version)" };
   }
-  if (action === "variation" || action === "upscale") {
+  if (action === "variation" || action === "upscale" || action === "vote") {
     const n = Number(variant);
     if (variant === undefined || !/^[1-9]$/.test(variant)) {
       return { ok: false, reason: "this button does not say which image it is for" };

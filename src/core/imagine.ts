@@ -2,7 +2,7 @@ import type { Actor, BotServices } from "./bot-services.ts";
 import type { Job } from "./job.ts";
 import { BOT_MESSAGES } from "./messages.ts";
 import { isAdmin } from "./permissions.ts";
-import { buildRequest, type Lineage, type RequestOptions } from "./request.ts";
+import { buildRequest, type GenerationRequest, type Lineage, type RequestOptions } from "./request.ts";
 import { effectiveLimits, type RequestLimits } from "./settings.ts";
 
 /**
@@ -19,6 +19,9 @@ export interface ImagineInput {
   options?: RequestOptions;
   init?: { imageId: string };
   parent?: Lineage;
+  /** Open a vote on the variants for this long after the result is posted. */
+  contestMs?: number;
+  arena?: GenerationRequest["arena"];
 }
 
 /** Queued (with place and ETA, and what was adjusted), or refused with the reason to show. */
@@ -70,7 +73,12 @@ export function imagine(
   );
   if (!built.ok) return { ok: false, message: built.reason };
   // NSFW output needs both the channel setting and a channel the platform marks as age-restricted.
-  const request = { ...built.value, nsfwAllowed: built.value.nsfwAllowed === true && actor.channelNsfw };
+  const request: GenerationRequest = {
+    ...built.value,
+    nsfwAllowed: built.value.nsfwAllowed === true && actor.channelNsfw,
+    ...(input.contestMs === undefined ? {} : { contestMs: input.contestMs }),
+    ...(input.arena === undefined ? {} : { arena: input.arena }),
+  };
   const refusal = services.quota?.(request, guild);
   if (refusal) return { ok: false, message: refusal };
   const limits = effectiveLimits(services.requestContext.limits, guild.limits, channel.limits);

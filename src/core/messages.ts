@@ -1,3 +1,5 @@
+import { FLAG_NAMES } from "./prompt-flags.ts";
+
 /**
  * Every sentence easel shows to members, in one place, so the voice stays the same on Discord and Slack and a
  * translation has one file to change. Platforms only lay these out.
@@ -102,9 +104,37 @@ export const BOT_MESSAGES = {
   attachmentScaled: (limitBytes: number) =>
     `The full-size PNG was over this channel's upload limit of ${Math.floor(limitBytes / 1024 / 1024)} MiB, so it was re-encoded smaller.`,
   unknownCommand: (name: string) => `easel does not know the command "${name}".`,
+  botsMayNotVote: "Bots and apps cannot vote.",
+  voteOnDeleted: "That result was deleted; its vote is over.",
+  votingClosed: "Voting closed.",
+  noSelfVote: "On this server you cannot vote on your own images (an admin can change that: `self-vote`).",
+  voted: (change: "added" | "moved" | "removed" | "unchanged", choice: string) =>
+    change === "removed"
+      ? `Your vote for ${choice} is taken back.`
+      : change === "moved"
+        ? `Your vote moved to ${choice}.`
+        : `Your vote for ${choice} counts.`,
+  arenaNeedsTwo:
+    "The arena needs two different models, and this bot has only one (add a model folder or an OpenAI key).",
+  unknownContender: (spec: string, known: readonly string[]) =>
+    `There is no model "${spec}" here. Models: ${known.join(", ")}`,
+  arenaStarted: (minutes: number) =>
+    `Arena: the same prompt on two models, shown as A and B. Vote for the better one; the models are revealed ${minutes} min after both are in.`,
+  nothingVotedYet: "No votes yet.",
   nothingQueued: "You have no jobs waiting or rendering.",
   noJobsAtAll: "Nothing is waiting or rendering.",
   cancelUsage: "Give the id of the job to cancel (shown under its message), e.g. `cancel k3x9a2`.",
   notInChannel:
     "easel is not in this channel, so it cannot post your image here. Invite it with `/invite @easel` (or the channel's Integrations menu) and try again.",
+  commandFailed: "Something went wrong with that command. The operator can find details in the logs.",
+  /** The image of a U button, posted alone. */
+  imageAtFullSize: (variant: number) => `image ${variant} at full size`,
+  /** Slack: `/imagine help`; `lines` are the sub-commands as typed after the slash command. */
+  slackHelp: (command: string, lines: readonly { usage: string; description: string }[]) =>
+    [
+      `*easel* draws what you describe: \`${command} a lighthouse in a storm --ar 3:2 --seed 42\`.`,
+      `Flags in the prompt: ${FLAG_NAMES.map((f) => `--${f}`).join(", ")}.`,
+      ...lines.map((l) => `• \`${l.usage}\` — ${l.description}`),
+      `A message's "Imagine this" shortcut (its ⋯ menu) draws that message's text.`,
+    ].join("\n"),
 } as const;

@@ -4,6 +4,7 @@ import type { StoredImage } from "./engine.ts";
 import type { Job } from "./job.ts";
 import { formatDuration, MESSAGES } from "./messages.ts";
 import { renderCanonicalPrompt } from "./prompt-flags.ts";
+import type { ArenaMatch, Ballot, ModelRating, Tally } from "./voting.ts";
 
 /**
  * Engine events → a neutral message model (text, fields, images, buttons) that the Discord and Slack adapters
@@ -19,7 +20,7 @@ export interface MessageField {
 export interface MessageButton {
   id: string;
   label: string;
-  style: "primary" | "secondary" | "danger";
+  style: "primary" | "secondary" | "danger" | "success";
 }
 
 export interface MessageModel {
@@ -90,8 +91,10 @@ export function presentDone(
   images: readonly StoredImage[],
   notes: readonly string[],
   renderMs: number,
+  tally?: Tally,
 ): MessageModel {
   const r = job.request;
+  if (r.arena) return presentArenaSide(job, images);
   const pictures = images.filter((i) => i.variant > 0).sort((a, b) => a.variant - b.variant);
   const grid = images.find((i) => i.variant === 0);
   const seeds = pictures.map((i) => (i.seed === null ? "n/a" : String(i.seed)));
@@ -140,6 +143,7 @@ export function presentDone(
       })),
     );
   }
+  if (indexes.length > 1) buttons.push(voteRow(job.id, indexes.map(String), tally));
   const last: MessageButton[] = [
     { id: encodeButtonId({ action: "reroll", jobId: job.id }), label: "🔁 Reroll", style: "primary" },
   ];
@@ -156,13 +160,113 @@ export function presentDone(
     imageId: i.id,
     filename: i.variant === 0 ? `easel-${job.id}-grid.png` : `easel-${job.id}-${i.variant}.png`,
   }));
+  const contest =
+    r.contestMs !== undefined && pictures.length > 1
+      ? ` · 🗳 vote for your favourite: voting closes ${formatDuration(r.contestMs).replace("about ", "in ")} after posting`
+      : "";
   return {
-    content: `${mention(job)} your image${pictures.length > 1 ? "s are" : " is"} ready`,
+    content: `${mention(job)} your image${pictures.length > 1 ? "s are" : " is"} ready${contest}`,
     title: promptTitle(job),
     fields,
     images: attach,
     buttons,
     footer: `Job ${job.id} · ${formatDuration(renderMs)} to render`,
+    tone: "success",
+  };
+}
+
+/** Vote buttons for `choices` (labels "1".."4" or "A"/"B"), with their counts when a tally is given. */
+export function voteRow(ballotId: string, choices: readonly string[], tally?: Tally): MessageButton[] {
+  return choices.map((name, i) => {
+    const n = tally?.counts[i];
+    return {
+      id: encodeButtonId({ action: "vote", jobId: ballotId, variant: i + 1 }),
+      label: n === undefined ? `🗳 ${name}` : `🗳 ${name} · ${n}`,
+      style: "success" as const,
+    };
+  });
+}
+
+/** One side of an arena match: the image only, blind (no model, backend, seed or settings) until the reveal. */
+function presentArenaSide(job: Job, images: readonly StoredImage[]): MessageModel {
+  const side = job.request.arena?.side ?? "A";
+  const image = images.find((i) => i.variant === 1) ?? images[0];
+  return {
+    content: `Arena · ${side}`,
+    title: `${side}: ${promptTitle(job)}`.slice(0, TITLE_MAX),
+    fields: [],
+    images: image ? [{ imageId: image.id, filename: `arena-${side.toLowerCase()}.png` }] : [],
+    buttons: [voteRow(job.request.arena?.matchId ?? job.id, ["A", "B"])],
+    footer: "The models are revealed when the vote closes.",
+    tone: "success",
+  };
+}
+
+/** A contest's close: the winner (with its image), or that nobody voted; the tie rule stated. */
+export function presentContestResult(job: Job, ballot: Ballot, tally: Tally): MessageModel {
+  const counts = tally.counts.map((n, i) => `${i + 1}: ${n}`).join(" · ");
+  const won = ballot.winner;
+  const content =
+    won === undefined
+      ? `🗳 The vote on ${mention(job)}'s images closed with no votes.`
+      : `🏆 Image ${won} of ${mention(job)} wins with ${tally.counts[won - 1] ?? 0} of ${tally.total} vote${tally.total === 1 ? "" : "s"}.`;
+  return {
+    content,
+    title: promptTitle(job),
+    fields: [
+      { name: "Votes", value: counts || "none", inline: false },
+      {
+        name: "Tie rule",
+        value: "A tie goes to the image that reached its final count first.",
+        inline: false,
+      },
+    ],
+    images: [],
+    buttons: [],
+    footer: `Job ${job.id}`,
+    tone: "success",
+  };
+}
+
+/** An arena match's reveal: which model was A and B, the votes, and the ratings before → after. */
+export function presentArenaReveal(
+  match: ArenaMatch,
+  ballot: Ballot,
+  votes: [number, number],
+  before: (ModelRating | undefined)[],
+  after: (ModelRating | undefined)[],
+  start: number,
+): MessageModel {
+  const rating = (i: 0 | 1) => {
+    const b = Math.round(before[i]?.rating ?? start);
+    const a = Math.round(after[i]?.rating ?? start);
+    const d = a - b;
+    return `${a} (${d >= 0 ? "+" : "−"}${Math.abs(d)})`;
+  };
+  const outcome =
+    ballot.winner === undefined
+      ? "Nobody voted: no rating changes."
+      : votes[0] === votes[1]
+        ? `A draw, ${votes[0]}–${votes[1]}.`
+        : `${ballot.winner === 1 ? "A" : "B"} wins, ${Math.max(...votes)}–${Math.min(...votes)}.`;
+  return {
+    content: `⚔️ Arena revealed: ${outcome}`,
+    title: cut(match.prompt || "(empty prompt)", TITLE_MAX),
+    fields: [
+      {
+        name: "A",
+        value: `${match.modelA} · ${votes[0]} vote${votes[0] === 1 ? "" : "s"} · Elo ${rating(0)}`,
+        inline: false,
+      },
+      {
+        name: "B",
+        value: `${match.modelB} · ${votes[1]} vote${votes[1] === 1 ? "" : "s"} · Elo ${rating(1)}`,
+        inline: false,
+      },
+    ],
+    images: [],
+    buttons: [],
+    footer: `Match ${match.id}`,
     tone: "success",
   };
 }

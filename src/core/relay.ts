@@ -54,6 +54,8 @@ export interface RelayOptions {
   /** Milliseconds before the second attempt; doubles each time (default 2000). */
   retryDelayMs?: number;
   previews?: PreviewKeeper;
+  /** Called once a result is posted and the job marked delivered (contests open their vote then). */
+  afterResult?: (job: Job) => void;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -112,7 +114,8 @@ export class JobRelay {
             files.push({ imageId, filename, bytes, width: image.width, height: image.height });
           }
           await outlet.result(job, model, files);
-          this.engine.delivered(job.id);
+          const delivered = this.engine.delivered(job.id);
+          this.options.afterResult?.(delivered ?? job);
         }),
       failed: ({ job, message }) =>
         this.finish(job, "failure", async (outlet) => {

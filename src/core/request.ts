@@ -76,6 +76,10 @@ export interface GenerationRequest {
   requester: Requester;
   /** The channel allows NSFW output; backends keep their safety filter on unless this is true. */
   nsfwAllowed?: boolean;
+  /** A contest: members vote on the variants for this long once the result is posted (`--vote 10m`). */
+  contestMs?: number;
+  /** One side of an arena match (`/compare`): shown as A or B without its model until the vote closes. */
+  arena?: { matchId: string; side: "A" | "B" };
 }
 
 /** One request as a command handler received it. */

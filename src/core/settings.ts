@@ -87,6 +87,12 @@ export interface GuildSettings {
   adminRoleIds: readonly string[];
   /** Whether members may press reroll / variation / upscale under someone else's result (votes are for all). */
   othersMayPressButtons: boolean;
+  /** Whether members may vote on their own images (default no). */
+  selfVote?: boolean;
+  /** Minutes a contest or arena vote stays open when `--vote` gives none (default 60). */
+  contestMinutes?: number;
+  /** Upscale a contest's winning image (the U button's job) when the vote closes (default no). */
+  contestUpscale?: boolean;
   /**
    * OpenAI images per member per UTC day in this guild, below the operator's OPENAI_DAILY_IMAGES_PER_USER;
    * 0: no member may use the OpenAI backend here; left out: the operator's cap.
@@ -169,6 +175,14 @@ export function effectiveLimits(
   return out;
 }
 
+/** Contest and arena votes last from a minute to a week. */
+function checkContestMinutes(minutes: number | undefined): string | undefined {
+  if (minutes === undefined) return undefined;
+  if (!Number.isInteger(minutes) || minutes < 1 || minutes > 7 * 24 * 60)
+    return `contestMinutes must be a whole number of minutes from 1 to ${7 * 24 * 60} (got ${minutes})`;
+  return undefined;
+}
+
 function checkLimits(limits: Partial<RequestLimits>): string | undefined {
   for (const key of Object.keys(LIMIT_RANGES) as (keyof RequestLimits)[]) {
     const value = limits[key];
@@ -247,6 +261,7 @@ export function checkGuildSettings(
   const reason =
     checkOpenAiCaps(settings, openaiCaps) ??
     checkLimits(settings.limits) ??
+    checkContestMinutes(settings.contestMinutes) ??
     checkDefaults(settings.defaults, effectiveLimits(config, settings.limits)) ??
     checkAllowList("allowedBackends", settings.allowedBackends, BACKEND_NAMES) ??
     checkAllowList("allowedModels", settings.allowedModels);

@@ -33,8 +33,8 @@ export interface Migration {
 const STATE_LIST = JOB_STATES.map((state) => `'${state}'`).join(", ");
 
 /**
- * The schema, in order. Append only: a released step is never edited, a change is a new step (votes, for
- * issue 8, will be version 3). Each step's SQL runs in the same transaction as its user_version bump.
+ * The schema, in order. Append only: a released step is never edited, a change is a new step (votes are
+ * version 3). Each step's SQL runs in the same transaction as its user_version bump.
  */
 export const MIGRATIONS: readonly Migration[] = [
   {
@@ -152,6 +152,61 @@ export const MIGRATIONS: readonly Migration[] = [
 
       -- The estimated cost a backend reported for the job (BackendResult.costUsd); NULL: none reported.
       ALTER TABLE jobs ADD COLUMN cost_usd REAL CHECK (cost_usd IS NULL OR cost_usd >= 0);
+    `,
+  },
+  {
+    version: 3,
+    name: "ballots, votes, arena matches, model ratings",
+    up: `
+      -- What members vote on: a result's variants (id = its job id), a contest, or an arena match. No foreign
+      -- key to jobs: an arena match is two jobs. closes_at NULL: open while the result exists.
+      CREATE TABLE ballots (
+        id TEXT PRIMARY KEY,
+        kind TEXT NOT NULL CHECK (kind IN ('result', 'contest', 'arena')),
+        platform TEXT NOT NULL,
+        workspace_id TEXT NOT NULL,
+        channel_id TEXT NOT NULL,
+        owner_id TEXT NOT NULL,
+        choices INTEGER NOT NULL CHECK (choices BETWEEN 1 AND 10),
+        created_at INTEGER NOT NULL,
+        closes_at INTEGER,
+        closed_at INTEGER,
+        closed_by TEXT CHECK (closed_by IS NULL OR closed_by IN ('deadline', 'deleted')),
+        winner INTEGER
+      );
+      CREATE INDEX ballots_open_deadline ON ballots (closes_at) WHERE closed_at IS NULL AND closes_at IS NOT NULL;
+      CREATE INDEX ballots_workspace ON ballots (platform, workspace_id, created_at);
+
+      -- One vote per member per ballot: the primary key is the uniqueness the rules rely on.
+      CREATE TABLE votes (
+        ballot_id TEXT NOT NULL REFERENCES ballots (id),
+        platform TEXT NOT NULL,
+        voter_id TEXT NOT NULL,
+        choice INTEGER NOT NULL CHECK (choice >= 1),
+        voted_at INTEGER NOT NULL,
+        PRIMARY KEY (ballot_id, platform, voter_id)
+      );
+
+      -- An arena match: the same prompt on two models, shown as A and B until the ballot closes.
+      CREATE TABLE arena_matches (
+        id TEXT PRIMARY KEY REFERENCES ballots (id),
+        prompt TEXT NOT NULL,
+        job_a TEXT NOT NULL REFERENCES jobs (id),
+        job_b TEXT NOT NULL REFERENCES jobs (id),
+        model_a TEXT NOT NULL,
+        model_b TEXT NOT NULL,
+        rated_at INTEGER
+      );
+
+      CREATE TABLE model_ratings (
+        model TEXT PRIMARY KEY,
+        rating REAL NOT NULL,
+        games INTEGER NOT NULL DEFAULT 0,
+        wins INTEGER NOT NULL DEFAULT 0,
+        losses INTEGER NOT NULL DEFAULT 0,
+        draws INTEGER NOT NULL DEFAULT 0,
+        votes INTEGER NOT NULL DEFAULT 0
+      );
     `,
   },
 ];

@@ -13,6 +13,7 @@ import { type ImageFileOps, ImageStore } from "./images.ts";
 import { JobStore } from "./jobs.ts";
 import { SettingsStore } from "./settings.ts";
 import { SqliteSpendLedger } from "./spend.ts";
+import { VoteStore } from "./votes.ts";
 
 /**
  * easel's record: one SQLite file (`<EASEL_DATA_DIR>/easel.db`) and the image files beside it, with one
@@ -47,6 +48,8 @@ export class Store {
   readonly deliveries: DeliveryStore;
   /** Paid backends' images and cost per day (the OpenAI backend's `ledger`): caps and admin totals. */
   readonly spend: SqliteSpendLedger;
+  /** Ballots, votes, arena matches and model ratings. */
+  readonly votes: VoteStore;
 
   private constructor(
     /** The data folder (absolute). */
@@ -63,6 +66,7 @@ export class Store {
     this.settings = new SettingsStore(db, clock);
     this.deliveries = new DeliveryStore(db, clock);
     this.spend = new SqliteSpendLedger(db);
+    this.votes = new VoteStore(db, clock);
   }
 
   /**

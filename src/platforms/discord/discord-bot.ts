@@ -11,12 +11,16 @@ import {
   PermissionFlagsBits,
 } from "discord.js";
 import { COMMANDS, type CommandReply, IMAGINE_THIS, isGroup, parseArgs } from "../../../commands/index.ts";
+import { type ContestClock, castVote, closeDeletedBallot } from "../../core/ballots.ts";
 import type { Actor, BotServices } from "../../core/bot-services.ts";
 import { type PressOutcome, pressButton } from "../../core/button-press.ts";
+import { parseButtonId } from "../../core/buttons.ts";
 import { explainJob } from "../../core/explain.ts";
 import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
-import { BOT_MESSAGES } from "../../core/messages.ts";
+import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
+import { voteRow } from "../../core/presenter.ts";
 import type { JobRelay } from "../../core/relay.ts";
+import { KeyedThrottle } from "../../core/throttle.ts";
 import { discordCommandData } from "./command-data.ts";
 import { layoutMessage } from "./layout.ts";
 import { DEFAULT_ATTACHMENT_LIMIT, DiscordOutlet, isDeadToken } from "./outlet.ts";
@@ -37,6 +41,9 @@ export interface DiscordOptions {
   log?: (line: string) => void;
 }
 
+/** Vote tallies: at most one edit per message this often (the issue's rule; Discord allows more). */
+const TALLY_EDIT_INTERVAL_MS = 3_000;
+
 /** Members with Administrator or Manage Server are easel admins in their guild. */
 const ADMIN_PERMISSIONS = PermissionFlagsBits.Administrator | PermissionFlagsBits.ManageGuild;
 
@@ -45,9 +52,13 @@ export class DiscordBot {
   private readonly outlet: DiscordOutlet;
   private readonly log: (line: string) => void;
 
+  /** Vote tallies are edited at most once per 3 s per ballot, with the latest press's token. */
+  private readonly tallies: KeyedThrottle;
+
   constructor(
     private readonly services: BotServices,
     relay: JobRelay,
+    contests: ContestClock,
     private readonly options: DiscordOptions,
   ) {
     this.log = options.log ?? ((line) => console.error(line));
@@ -60,6 +71,10 @@ export class DiscordBot {
       ...(options.apiBase ? { apiBase: options.apiBase } : {}),
     });
     relay.register("discord", this.outlet);
+    contests.register("discord", this.outlet);
+    this.tallies = new KeyedThrottle(TALLY_EDIT_INTERVAL_MS, (err) =>
+      this.log(`easel: could not update a vote tally: ${describe(err)}`),
+    );
     this.client.on(Events.InteractionCreate, (interaction) => {
       this.onInteraction(interaction).catch((err: unknown) => {
         this.log(`easel: a Discord interaction failed: ${describe(err)}`);
@@ -86,6 +101,7 @@ export class DiscordBot {
   }
 
   async stop(): Promise<void> {
+    this.tallies.clear();
     this.outlet.destroy();
     await this.client.destroy();
   }
@@ -167,8 +183,16 @@ export class DiscordBot {
     if (reply.kind === "text") {
       await interaction.reply({
         content: reply.text.slice(0, 2000),
+        allowedMentions: { users: [] },
         ...(reply.ephemeral ? { flags: MessageFlags.Ephemeral } : {}),
       });
+      return;
+    }
+    if (reply.kind === "arena") {
+      // A's status message is the reply; B's is a follow-up; both become the blind results.
+      await this.replyWithJob(interaction, reply.sides[0]);
+      await this.followUpWithJob(interaction, reply.sides[1].job.id);
+      await interaction.followUp({ content: reply.text, flags: MessageFlags.Ephemeral });
       return;
     }
     await this.replyWithJob(interaction, reply.outcome);
@@ -209,7 +233,70 @@ export class DiscordBot {
     }
   }
 
+  /** A job whose status message is a follow-up of this interaction (upscales, the arena's B side). */
+  private async followUpWithJob(
+    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
+    jobId: string,
+    content: string = MESSAGES.starting,
+  ): Promise<void> {
+    const bind = this.outlet.expect(jobId);
+    try {
+      const followUp = await interaction.followUp({ content });
+      bind({
+        channelId: interaction.channelId ?? "",
+        messageId: followUp.id,
+        token: interaction.token,
+        createdAt: interaction.createdTimestamp,
+        attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
+      });
+    } catch (err) {
+      bind(undefined);
+      throw err;
+    }
+  }
+
+  /** A vote: acknowledged without a new message; the tally on the message follows within 3 s. */
+  private async onVote(interaction: ButtonInteraction, ballotId: string, choice: number): Promise<void> {
+    const vote = castVote(this.services, this.actor(interaction), ballotId, choice, Date.now());
+    if (!vote.ok) {
+      await this.ephemeral(interaction, vote.message);
+      return;
+    }
+    await interaction.deferUpdate();
+    const arena = vote.ballot.kind === "arena";
+    const name = arena ? (choice === 1 ? "A" : "B") : `image ${choice}`;
+    await interaction.followUp({
+      content: BOT_MESSAGES.voted(vote.change, name),
+      flags: MessageFlags.Ephemeral,
+    });
+    // The arena shows no counts until the reveal, so that they cannot sway the vote.
+    if (arena) return;
+    this.tallies.schedule(`${interaction.message.id}`, async () => {
+      const tally = this.services.votes.tally(ballotId);
+      const rows = interaction.message.components.map(
+        (row) => row.toJSON() as { components?: { custom_id?: string }[] },
+      );
+      const updated = rows.map((row) => ({
+        ...row,
+        components: (row.components ?? []).map((c) => {
+          const id = c.custom_id ? parseButtonId(c.custom_id) : undefined;
+          if (!id?.ok || id.value.action !== "vote" || id.value.variant === undefined) return c;
+          const [button] = voteRow(ballotId, [String(id.value.variant)], {
+            ...tally,
+            counts: [tally.counts[id.value.variant - 1] ?? 0],
+          });
+          return { ...c, label: button?.label };
+        }),
+      }));
+      await interaction.editReply({ components: updated as never });
+    });
+  }
+
   private async onButton(interaction: ButtonInteraction): Promise<void> {
+    const parsed = parseButtonId(interaction.customId);
+    if (parsed.ok && parsed.value.action === "vote" && parsed.value.variant !== undefined) {
+      return this.onVote(interaction, parsed.value.jobId, parsed.value.variant);
+    }
     const outcome: PressOutcome = await pressButton(
       this.services,
       this.actor(interaction),
@@ -224,6 +311,7 @@ export class DiscordBot {
       case "job":
         return this.replyWithJob(interaction, outcome.outcome);
       case "delete":
+        closeDeletedBallot(this.services, outcome.job, Date.now());
         await interaction.deferUpdate();
         await interaction.deleteReply().catch(async (err: unknown) => {
           if (!isDeadToken(err)) throw err;
@@ -254,20 +342,7 @@ export class DiscordBot {
           return;
         }
         // The upscale job's status message is a follow-up, edited through the same token.
-        const bind = this.outlet.expect(outcome.upscale.job.id);
-        try {
-          const followUp = await interaction.followUp({ content: BOT_MESSAGES.upscaleQueued });
-          bind({
-            channelId: interaction.channelId,
-            messageId: followUp.id,
-            token: interaction.token,
-            createdAt: interaction.createdTimestamp,
-            attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
-          });
-        } catch (err) {
-          bind(undefined);
-          throw err;
-        }
+        await this.followUpWithJob(interaction, outcome.upscale.job.id, BOT_MESSAGES.upscaleQueued);
         return;
       }
       case "explain": {

@@ -32,6 +32,7 @@ const STYLES: Record<MessageButton["style"], ButtonStyle> = {
   primary: ButtonStyle.Primary,
   secondary: ButtonStyle.Secondary,
   danger: ButtonStyle.Danger,
+  success: ButtonStyle.Success,
 };
 
 /** Lays out `model`; `files[0]`, when given, is shown as the embed's image. */

@@ -5,12 +5,14 @@ import {
   type SendableChannels,
   WebhookClient,
 } from "discord.js";
+import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
 import type { Delivery } from "../../core/delivery.ts";
 import type { Job } from "../../core/job.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
 import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
+import type { Ballot } from "../../core/voting.ts";
 import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.ts";
 
 /**
@@ -49,7 +51,7 @@ export interface BindInput {
   attachmentLimit: number;
 }
 
-export class DiscordOutlet implements JobOutlet {
+export class DiscordOutlet implements JobOutlet, Announcer {
   /** Jobs whose reply is being made: status edits wait for it. */
   private readonly pending = new Map<string, Promise<StatusTarget | undefined>>();
   private readonly targets = new Map<string, StatusTarget>();
@@ -192,6 +194,36 @@ export class DiscordOutlet implements JobOutlet {
       allowedMentions: { users: [job.request.requester.userId] },
     });
     this.record(job.id, "failure", channelId, message.id);
+  }
+
+  /** A contest's or match's closing message, in its channel, once (recorded as the job's announcement). */
+  async announce(
+    ballot: Ballot,
+    model: MessageModel,
+    files: OutgoingFile[],
+    recordAs: string,
+  ): Promise<void> {
+    const posted = this.services.deliveries
+      .deliveriesForJob(recordAs, "announcement")
+      .some((d) => d.messageId !== undefined);
+    if (posted) return;
+    const channel = await this.channel(ballot.channelId);
+    const message = await channel.send({
+      ...layoutMessage(
+        model,
+        files.map((f) => ({ name: f.filename, bytes: f.bytes })),
+      ),
+      nonce: `n${ballot.id}`.slice(0, 25),
+      enforceNonce: true,
+      allowedMentions: { users: ballot.ownerId ? [ballot.ownerId] : [] },
+    });
+    this.services.deliveries.recordDelivery({
+      jobId: recordAs,
+      platform: "discord",
+      kind: "announcement",
+      channelId: ballot.channelId,
+      messageId: message.id,
+    });
   }
 
   release(jobId: string): void {

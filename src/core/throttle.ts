@@ -1,0 +1,39 @@
+/**
+ * At most one run per key per interval, the latest request winning: for message edits that platforms
+ * rate-limit (vote tallies every 3 s). A request inside the interval waits for its end; requests that arrive
+ * meanwhile replace it, so only the newest state is sent.
+ */
+export class KeyedThrottle {
+  private readonly last = new Map<string, number>();
+  private readonly pending = new Map<string, { run: () => Promise<void>; timer: NodeJS.Timeout }>();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly onError: (err: unknown) => void,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  schedule(key: string, run: () => Promise<void>): void {
+    const queued = this.pending.get(key);
+    if (queued) {
+      queued.run = run;
+      return;
+    }
+    const wait = Math.max(0, (this.last.get(key) ?? Number.NEGATIVE_INFINITY) + this.intervalMs - this.now());
+    const entry = {
+      run,
+      timer: setTimeout(() => {
+        this.pending.delete(key);
+        this.last.set(key, this.now());
+        entry.run().catch(this.onError);
+      }, wait),
+    };
+    this.pending.set(key, entry);
+  }
+
+  /** Drops whatever is waiting. */
+  clear(): void {
+    for (const { timer } of this.pending.values()) clearTimeout(timer);
+    this.pending.clear();
+  }
+}
