@@ -140,60 +140,49 @@ export class DiscordOutlet implements JobOutlet, Announcer {
           ],
         }
       : model;
-    const payload = layoutMessage(shown, fitted);
+    await this.post(job, "result", target, layoutMessage(shown, fitted));
+  }
+
+  async failure(job: Job, model: MessageModel): Promise<void> {
+    if (this.alreadyPosted(job.id, "failure")) return;
+    await this.post(job, "failure", await this.target(job.id), layoutMessage(model));
+  }
+
+  /**
+   * A job's last message: the status message edited into it while the token lives, else a new channel
+   * message that mentions the requester (an edit would not notify them), with a nonce Discord deduplicates.
+   */
+  private async post(
+    job: Job,
+    kind: "result" | "failure",
+    target: StatusTarget | undefined,
+    payload: DiscordPayload,
+  ): Promise<void> {
     if (target && this.tokenAlive(target)) {
       try {
         const message = await this.webhook(target.token as string).editMessage(target.messageId, {
           ...payload,
           attachments: [],
         });
-        this.record(job.id, "result", target.channelId, message.id);
+        this.record(job.id, kind, target.channelId, message.id);
         return;
       } catch (err) {
         if (!isDeadToken(err)) throw err;
         this.forgetToken(job.id, target);
       }
     }
-    // The token is gone: a new message mentions the requester (an edit would not notify them).
     const channelId = target?.channelId ?? job.request.requester.channelId;
     const channel = await this.channel(channelId);
     const message = await channel.send({
       ...payload,
       content: `${payload.content}\n${BOT_MESSAGES.deliveredInChannel}`.slice(0, 2000),
-      nonce: `r${job.id}`.slice(0, 25),
+      nonce: `${kind === "result" ? "r" : "f"}${job.id}`.slice(0, 25),
       enforceNonce: true,
       allowedMentions: { users: [job.request.requester.userId] },
     });
-    this.record(job.id, "result", channelId, message.id);
+    this.record(job.id, kind, channelId, message.id);
+    // A status message posted in the channel (after the token died) has done its work.
     if (target && !target.token) await channel.messages.delete(target.messageId).catch(() => undefined);
-  }
-
-  async failure(job: Job, model: MessageModel): Promise<void> {
-    if (this.alreadyPosted(job.id, "failure")) return;
-    const target = await this.target(job.id);
-    const payload = layoutMessage(model);
-    if (target && this.tokenAlive(target)) {
-      try {
-        await this.webhook(target.token as string).editMessage(target.messageId, {
-          ...payload,
-          attachments: [],
-        });
-        this.record(job.id, "failure", target.channelId, target.messageId);
-        return;
-      } catch (err) {
-        if (!isDeadToken(err)) throw err;
-        this.forgetToken(job.id, target);
-      }
-    }
-    const channelId = target?.channelId ?? job.request.requester.channelId;
-    const channel = await this.channel(channelId);
-    const message = await channel.send({
-      ...payload,
-      nonce: `f${job.id}`.slice(0, 25),
-      enforceNonce: true,
-      allowedMentions: { users: [job.request.requester.userId] },
-    });
-    this.record(job.id, "failure", channelId, message.id);
   }
 
   /** A contest's or match's closing message, in its channel, once (recorded as the job's announcement). */

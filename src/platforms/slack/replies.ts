@@ -1,0 +1,133 @@
+import type { types, webApi } from "@slack/bolt";
+
+/**
+ * Ephemeral answers to one member after the ack. Slack gives each command and interaction a response_url that
+ * needs no bot token and works even where the bot is not a member, but only 5 times within 30 minutes. easel
+ * counts the uses of each URL in this process and stops a minute early; past its limits, or when Slack refuses
+ * a post (used_url, expired_url, a restart lost the count), the answer goes out with the bot token
+ * (chat.postEphemeral) instead, once, never in a retry loop.
+ */
+
+/** Uses Slack allows one response_url. */
+export const RESPONSE_URL_MAX_USES = 5;
+/** How long a response_url works. */
+export const RESPONSE_URL_TTL_MS = 30 * 60_000;
+/** Stop using a response_url this long before it dies, so a post never races its expiry. */
+const RESPONSE_URL_MARGIN_MS = 60_000;
+/** One post to a response_url may take this long. */
+const RESPONSE_URL_TIMEOUT_MS = 10_000;
+
+/** Where an answer to one member goes. */
+export interface ReplyTarget {
+  channelId: string;
+  userId: string;
+  /** The payload's response_url, when there is one, and when it was issued (ms). */
+  responseUrl?: string;
+  issuedAt?: number;
+}
+
+/** What to show. */
+export interface ReplyContent {
+  text: string;
+  blocks?: types.KnownBlock[];
+  /** Replace the message the response_url belongs to (the command's ephemeral ack, the pressed message). */
+  replaceOriginal?: boolean;
+  /** In the thread of this message (bot-token fallback only; response_url answers go where Slack puts them). */
+  threadTs?: string;
+}
+
+interface UrlUse {
+  uses: number;
+  issuedAt: number;
+  /** Slack refused it: do not try again. */
+  dead: boolean;
+}
+
+/** The response_urls seen in this process and their uses. */
+export class ReplySender {
+  private readonly urls = new Map<string, UrlUse>();
+
+  constructor(
+    private readonly client: webApi.WebClient,
+    private readonly options: { now?: () => number; log?: (line: string) => void } = {},
+  ) {}
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** Whether `target`'s response_url may still be used (uses and age). */
+  usable(target: ReplyTarget): boolean {
+    if (!target.responseUrl) return false;
+    const use = this.use(target);
+    return (
+      !use.dead &&
+      use.uses < RESPONSE_URL_MAX_USES &&
+      this.now() < use.issuedAt + RESPONSE_URL_TTL_MS - RESPONSE_URL_MARGIN_MS
+    );
+  }
+
+  /** Uses of `target`'s response_url so far in this process. */
+  uses(target: ReplyTarget): number {
+    return target.responseUrl ? (this.urls.get(target.responseUrl)?.uses ?? 0) : 0;
+  }
+
+  private use(target: ReplyTarget): UrlUse {
+    const url = target.responseUrl ?? "";
+    let use = this.urls.get(url);
+    if (!use) {
+      use = { uses: 0, issuedAt: target.issuedAt ?? this.now(), dead: false };
+      this.urls.set(url, use);
+    }
+    return use;
+  }
+
+  /**
+   * Shows `content` to the member only: through the response_url while it lasts, else chat.postEphemeral.
+   * Returns how it went out.
+   */
+  async ephemeral(target: ReplyTarget, content: ReplyContent): Promise<"response_url" | "bot_token"> {
+    if (this.usable(target) && (await this.post(target, content))) return "response_url";
+    await this.client.chat.postEphemeral({
+      channel: target.channelId,
+      user: target.userId,
+      text: content.text,
+      ...(content.blocks ? { blocks: content.blocks } : {}),
+      ...(content.threadTs ? { thread_ts: content.threadTs } : {}),
+    });
+    return "bot_token";
+  }
+
+  /** One post to the response_url; false when Slack refused it (the caller falls back to the bot token). */
+  private async post(target: ReplyTarget, content: ReplyContent): Promise<boolean> {
+    const use = this.use(target);
+    use.uses++;
+    try {
+      const response = await fetch(target.responseUrl as string, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({
+          response_type: "ephemeral",
+          text: content.text,
+          ...(content.blocks ? { blocks: content.blocks } : {}),
+          ...(content.replaceOriginal ? { replace_original: true } : { replace_original: false }),
+        }),
+        signal: AbortSignal.timeout(RESPONSE_URL_TIMEOUT_MS),
+      });
+      await response.text().catch(() => "");
+      if (response.ok) return true;
+      // 404 used_url / expired_url (or a post Slack could not apply): the URL is spent.
+      use.dead = true;
+      this.options.log?.(
+        `easel: Slack refused a response_url post (HTTP ${response.status}); using the bot token`,
+      );
+      return false;
+    } catch (err) {
+      use.dead = true;
+      this.options.log?.(
+        `easel: a response_url post failed (${err instanceof Error ? err.name : "error"}); using the bot token`,
+      );
+      return false;
+    }
+  }
+}
