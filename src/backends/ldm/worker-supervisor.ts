@@ -115,6 +115,8 @@ export class LdmWorkerSupervisor {
     clearTimeout(this.idleTimer);
     if (hooks.signal?.aborted) throw new EaselError("cancelled", "generation cancelled");
     await this.start();
+    // Loading a model takes a while: a cancel that came meanwhile must not start the job.
+    if (hooks.signal?.aborted) throw new EaselError("cancelled", "generation cancelled");
     const id = this.nextId++;
     const child = this.child;
     if (child === undefined)
