@@ -269,7 +269,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
 
     let slack: SlackBot | undefined;
     if (config.slack.botToken && (config.slack.appToken || config.slack.signingSecret)) {
-      slack = new SlackBot(services, relay, {
+      slack = new SlackBot(services, relay, contests, {
         botToken: config.slack.botToken,
         ...(config.slack.appToken ? { appToken: config.slack.appToken } : {}),
         ...(config.slack.signingSecret ? { signingSecret: config.slack.signingSecret } : {}),

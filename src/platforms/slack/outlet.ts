@@ -1,10 +1,12 @@
 import type { webApi } from "@slack/bolt";
+import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
 import type { Delivery } from "../../core/delivery.ts";
 import { isFinalState, type Job } from "../../core/job.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
 import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
+import type { Ballot } from "../../core/voting.ts";
 import { layoutBlocks, type SlackMessage } from "./blocks.ts";
 import { RESPONSE_URL_TTL_MS, type ReplySender, type ReplyTarget } from "./replies.ts";
 
@@ -63,7 +65,7 @@ export interface PendingStatus {
   abandon(): void;
 }
 
-export class SlackOutlet implements JobOutlet {
+export class SlackOutlet implements JobOutlet, Announcer {
   private readonly pending = new Map<string, Promise<StatusTarget | undefined>>();
   private readonly targets = new Map<string, StatusTarget>();
   /** Jobs whose status message could not be posted: their later events show nothing. */
@@ -168,6 +170,49 @@ export class SlackOutlet implements JobOutlet {
       platform: "slack",
       kind: "failure",
       channelId: target.channelId,
+    });
+  }
+
+  /**
+   * A contest's or match's closing message in its channel, once: the winning image uploaded with the
+   * announcement as its comment, or the announcement alone (recorded as the job's announcement).
+   */
+  async announce(
+    ballot: Ballot,
+    model: MessageModel,
+    files: OutgoingFile[],
+    recordAs: string,
+  ): Promise<void> {
+    const deliveries = this.services.deliveries;
+    if (deliveries.deliveriesForJob(recordAs, "announcement").some((d) => d.messageId !== undefined)) return;
+    const card = layoutBlocks(model);
+    let messageId: string | undefined;
+    if (files.length > 0) {
+      const answer = (await this.client.files.uploadV2({
+        channel_id: ballot.channelId,
+        initial_comment: card.text,
+        file_uploads: files.map((f) => ({
+          file: Buffer.from(f.bytes),
+          filename: f.filename,
+          title: f.filename,
+        })),
+      })) as { files?: { files?: { id?: string }[] }[] };
+      messageId = answer.files?.[0]?.files?.[0]?.id;
+    } else {
+      const posted = await this.client.chat.postMessage({
+        channel: ballot.channelId,
+        text: card.text,
+        blocks: card.blocks,
+        unfurl_links: false,
+      });
+      messageId = posted.ts;
+    }
+    deliveries.recordDelivery({
+      jobId: recordAs,
+      platform: "slack",
+      kind: "announcement",
+      channelId: ballot.channelId,
+      messageId: messageId ?? `announcement:${ballot.id}`,
     });
   }
 

@@ -12,14 +12,17 @@ import {
   type webApi,
 } from "@slack/bolt";
 import { type CommandReply, parseArgs } from "../../../commands/index.ts";
+import { type ContestClock, castVote, closeDeletedBallot } from "../../core/ballots.ts";
 import type { Actor, BotServices } from "../../core/bot-services.ts";
 import { type PressOutcome, pressButton } from "../../core/button-press.ts";
+import { parseButtonId } from "../../core/buttons.ts";
 import { EaselError, isEaselError } from "../../core/errors.ts";
 import { explainJob } from "../../core/explain.ts";
 import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
 import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
-import { presentQueued } from "../../core/presenter.ts";
+import { presentQueued, voteRow } from "../../core/presenter.ts";
 import type { JobRelay } from "../../core/relay.ts";
+import { KeyedThrottle } from "../../core/throttle.ts";
 import { toMrkdwn } from "./blocks.ts";
 import { isNotInChannel, type PendingStatus, SlackOutlet, slackErrorCode } from "./outlet.ts";
 import { ReplySender, type ReplyTarget } from "./replies.ts";
@@ -72,6 +75,9 @@ const BUTTON_ACTION_ID = /^[a-z]:[0-9a-z]/;
 
 type SlashCommandAck = (response?: string | { response_type?: string; text: string }) => Promise<void>;
 
+/** Vote tallies: at most one edit per message this often. */
+const TALLY_EDIT_INTERVAL_MS = 3_000;
+
 export class SlackBot {
   readonly app: App;
   private readonly receiver: SocketModeReceiver | HTTPReceiver;
@@ -81,9 +87,13 @@ export class SlackBot {
   private readonly admins = new Map<string, { admin: boolean; at: number }>();
   private readonly mode: "socket" | "http";
 
+  /** Vote tallies: at most one chat.update per message every 3 s, the latest counts winning. */
+  private readonly tallies: KeyedThrottle;
+
   constructor(
     private readonly services: BotServices,
     relay: JobRelay,
+    contests: ContestClock,
     private readonly options: SlackOptions,
   ) {
     const secrets = [options.botToken, options.appToken, options.signingSecret].filter(
@@ -133,6 +143,10 @@ export class SlackBot {
     });
     this.outlet = new SlackOutlet(this.app.client, services, this.replies, { log: this.log });
     relay.register("slack", this.outlet);
+    contests.register("slack", this.outlet);
+    this.tallies = new KeyedThrottle(TALLY_EDIT_INTERVAL_MS, (err) =>
+      this.log(`easel: could not update a vote tally: ${describe(err)}`),
+    );
 
     this.app.command(/.*/, async ({ command, ack }) => {
       let acked = false;
@@ -204,6 +218,7 @@ export class SlackBot {
 
   /** Disconnects (Socket Mode: waits for the socket to close) or stops listening (HTTP). */
   async stop(): Promise<void> {
+    this.tallies.clear();
     if (this.receiver instanceof SocketModeReceiver) {
       const client = this.receiver.client;
       const closed = new Promise<void>((resolve) => {
@@ -405,6 +420,54 @@ export class SlackBot {
 
   // ---- buttons -------------------------------------------------------------------------------------------------
 
+  /** A vote: a private confirmation; the counts on the message follow within 3 s (none in the arena). */
+  private async onVote(
+    body: BlockAction<ButtonAction>,
+    actor: Actor,
+    reply: ReplyTarget,
+    ballotId: string,
+    choice: number,
+  ): Promise<void> {
+    const vote = castVote(this.services, actor, ballotId, choice, this.now());
+    if (!vote.ok) {
+      await this.replies.ephemeral(reply, { text: toMrkdwn(vote.message) });
+      return;
+    }
+    const arena = vote.ballot.kind === "arena";
+    const name = arena ? (choice === 1 ? "A" : "B") : `image ${choice}`;
+    await this.replies.ephemeral(reply, { text: toMrkdwn(BOT_MESSAGES.voted(vote.change, name)) });
+    const message = body.message;
+    const ts = message?.ts;
+    if (arena || !ts || !Array.isArray(message.blocks)) return;
+    this.tallies.schedule(ts, async () => {
+      const tally = this.services.votes.tally(ballotId);
+      const blocks = (message.blocks as { type: string; elements?: Record<string, unknown>[] }[]).map(
+        (block) => {
+          if (block.type !== "actions" || !block.elements) return block;
+          return {
+            ...block,
+            elements: block.elements.map((element) => {
+              const id = typeof element.value === "string" ? parseButtonId(element.value) : undefined;
+              if (!id?.ok || id.value.action !== "vote" || id.value.variant === undefined) return element;
+              const n = id.value.variant;
+              const [button] = voteRow(ballotId, [String(n)], {
+                ...tally,
+                counts: [tally.counts[n - 1] ?? 0],
+              });
+              return { ...element, text: { type: "plain_text", text: button?.label ?? "", emoji: true } };
+            }),
+          };
+        },
+      );
+      await this.app.client.chat.update({
+        channel: reply.channelId,
+        ts,
+        text: typeof message.text === "string" ? message.text : "",
+        blocks: blocks as never,
+      });
+    });
+  }
+
   private async onButton(body: BlockAction<ButtonAction>, action: ButtonAction): Promise<void> {
     const channelId = body.channel?.id ?? String(body.container.channel_id ?? "");
     const actor = await this.withAdmin(
@@ -422,11 +485,17 @@ export class SlackBot {
       responseUrl: body.response_url,
       issuedAt: this.now(),
     };
+    const customId = action.value ?? action.action_id;
+    const vote = parseButtonId(customId);
+    if (vote.ok && vote.value.action === "vote" && vote.value.variant !== undefined) {
+      await this.onVote(body, actor, reply, vote.value.jobId, vote.value.variant);
+      return;
+    }
     const outcome: PressOutcome = await pressButton(
       this.services,
       actor,
       `slack:${body.trigger_id}`,
-      action.value ?? action.action_id,
+      customId,
     );
     // Expect the new job's status message before any await (the relay's first edit waits for it).
     const queued =
@@ -444,6 +513,7 @@ export class SlackBot {
         await this.answerJob(outcome.outcome, reply, pending);
         return;
       case "delete":
+        closeDeletedBallot(this.services, outcome.job, this.now());
         try {
           await this.app.client.chat.delete({ channel: channelId, ts: messageTs });
         } catch (err) {
