@@ -1,8 +1,10 @@
 import { benchDiscordAck } from "./discord-ack.ts";
 import { benchEngine } from "./engine.ts";
+import { report } from "./measure.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
+import { benchSlackAck } from "./slack-ack.ts";
 import { benchTokenizer } from "./tokenizer.ts";
 
 /** `npm run bench`: every benchmark, one `key: value` line per figure, all measured in this run. */
@@ -12,3 +14,4 @@ benchScheduler();
 await benchPipeline();
 await benchEngine();
 await benchDiscordAck();
+for (const [key, value] of Object.entries(await benchSlackAck())) report(key, value);

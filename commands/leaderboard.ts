@@ -1,5 +1,4 @@
 import { formatDuration } from "../src/core/messages.ts";
-import type { BackendName } from "../src/core/request.ts";
 import { defineCommand, type GroupCommand } from "./types.ts";
 
 /** `/leaderboard models`: the arena's Elo ratings, with votes, win rate and recent time per image. */
@@ -19,8 +18,7 @@ export const leaderboardCommand: GroupCommand = {
         ratings.forEach((r, i) => {
           const played = r.wins + r.losses + r.draws;
           const rate = played === 0 ? "–" : `${Math.round(((r.wins + r.draws / 2) / played) * 100)} %`;
-          const backend = r.model.split(":")[0] as BackendName;
-          const ms = services.engine.recentMsPerImage(backend);
+          const ms = services.votes.msPerImage(r.model);
           const speed = ms === undefined ? "" : ` · ${formatDuration(ms)} per image`;
           lines.push(
             `${i + 1}. ${r.model} · Elo ${Math.round(r.rating)} · ${r.votes} vote${r.votes === 1 ? "" : "s"} · won ${rate} of ${played}${speed}`,

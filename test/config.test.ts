@@ -62,6 +62,8 @@ describe("configuration", () => {
     [{ EASEL_MAX_QUEUED_PER_USER: "0" }, "EASEL_MAX_QUEUED_PER_USER"],
     [{ EASEL_MAX_QUEUED_PER_SERVER: "x" }, "EASEL_MAX_QUEUED_PER_SERVER"],
     [{ EASEL_MAX_QUEUED: "-3" }, "EASEL_MAX_QUEUED"],
+    [{ EASEL_ELO_K: "0" }, "EASEL_ELO_K"],
+    [{ EASEL_ELO_START: "high" }, "EASEL_ELO_START"],
   ])("names the variable in error for %j", (env, variable) => {
     expect(configError(env)).toContain(variable);
   });
@@ -71,6 +73,8 @@ describe("configuration", () => {
     expect(defaults.strengths).toEqual({ variation: 0.6, upscale: 0.3 });
     expect(defaults.limits).toEqual({});
     expect(defaults.queue).toEqual({});
+    expect(defaults.elo).toEqual({ k: 32, start: 1000 });
+    expect(loadConfig({ EASEL_ELO_K: "16", EASEL_ELO_START: "1500" }).elo).toEqual({ k: 16, start: 1500 });
     const set = loadConfig({
       EASEL_VARIATION_STRENGTH: "0.45",
       EASEL_UPSCALE_STRENGTH: "1",

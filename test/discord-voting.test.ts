@@ -213,6 +213,50 @@ describe("contests", () => {
     expect(f.messages(message.channel_id).filter((m) => /wins with/.test(m.content))).toHaveLength(1);
   });
 
+  it("a contest channel makes every /imagine a contest, and the server may have winners upscaled", async () => {
+    const { f, e } = await start();
+    const set = (key: string, value: string, scope?: string) =>
+      f.waitForCallback(
+        f.slashCommand({
+          name: "settings",
+          admin: true,
+          userId: BOB,
+          options: [
+            {
+              name: "set",
+              type: 1,
+              options: [
+                { name: "key", value: key },
+                { name: "value", value },
+                ...(scope ? [{ name: "scope", value: scope }] : []),
+              ],
+            },
+          ],
+        }),
+      );
+    await set("contest", "on", "channel");
+    await set("contest-minutes", "5");
+    await set("contest-upscale", "on");
+    const { message } = await result(f, "channel contest --size 64x64 --steps 2");
+    expect(message.content).toMatch(/voting closes in 5 min/);
+    const jobId = (parseButtonId(voteId(message, "1")) as { value: { jobId: string } }).value.jobId;
+    await f.until(() => e.easel.store.votes.ballot(jobId), 5_000, "the contest ballot");
+    const p = f.pressButton({ messageId: message.id, customId: voteId(message, "4"), userId: CAROL });
+    await f.waitForCallback(p);
+    await e.easel.contests.close(jobId);
+    const upscaled = await f.until(
+      () =>
+        f
+          .messages(message.channel_id)
+          .find((m) => /ready/.test(m.content) && m.attachments[0]?.width === 128),
+      30_000,
+      "the winner's upscale",
+    );
+    expect(upscaled.content).toContain("<@1200000000000000011>");
+    const up = e.easel.store.jobs.listJobs({}).find((j) => j.request.parent?.kind === "upscale");
+    expect(up?.request.parent).toMatchObject({ jobId, variant: 4 });
+  });
+
   it("/top lists the most-voted results with links, and the top creators", async () => {
     const { f } = await start();
     const { message } = await result(f, "popular --size 64x64 --steps 2 --n 2");
@@ -287,7 +331,9 @@ describe("the arena", () => {
       options: [{ name: "models", type: 1, options: [] }],
     });
     await f.waitForCallback(board);
-    expect(replyText(f, board)).toMatch(/1\. ldm:tiny · Elo 1016 · 2 votes · won 100 % of 1/);
+    expect(replyText(f, board)).toMatch(
+      /1\. ldm:tiny · Elo 1016 · 2 votes · won 100 % of 1 · (about \d+ s|under a second) per image/,
+    );
     expect(f.violations).toEqual([]);
   });
 });

@@ -77,6 +77,8 @@ export interface VotesPort {
     scoreA: number | undefined,
   ): [ModelRating, ModelRating] | undefined;
   rating(model: string): ModelRating | undefined;
+  /** Average milliseconds per image of a model's finished jobs ("backend:model"); undefined before any. */
+  msPerImage(model: string): number | undefined;
   ratings(): ModelRating[];
   topResults(platform: string, workspaceId: string, since: number, limit: number): TopResult[];
   topCreators(

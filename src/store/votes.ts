@@ -265,6 +265,19 @@ export class VoteStore implements VotesPort {
     return row ? { ...row } : undefined;
   }
 
+  msPerImage(model: string): number | undefined {
+    const [backend, ...rest] = model.split(":");
+    const row = guard(`timing model ${model}`, () =>
+      this.db
+        .prepare(
+          `SELECT avg((rendered_at - started_at) * 1.0 / json_extract(request, '$.count')) AS ms FROM jobs
+           WHERE backend = ? AND model = ? AND rendered_at IS NOT NULL AND started_at IS NOT NULL`,
+        )
+        .get(backend ?? "", rest.join(":")),
+    ) as { ms: number | null } | undefined;
+    return row?.ms ?? undefined;
+  }
+
   /** Every rated model, best first. */
   ratings(): ModelRating[] {
     return guard("listing model ratings", () =>
