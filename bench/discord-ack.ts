@@ -1,9 +1,5 @@
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { FakeDiscord } from "../test/fakes/fake-discord/index.ts";
+import { startEaselProcess } from "./easel-process.ts";
 import { quantile, report } from "./measure.ts";
 
 /**
@@ -15,36 +11,13 @@ import { quantile, report } from "./measure.ts";
  * discord.js, argument parsing, request validation, a durable SQLite job row, and the defer over HTTP.
  */
 export async function benchDiscordAck(): Promise<void> {
-  const modelsDir = await mkdtemp(join(tmpdir(), "easel-bench-models-"));
-  const dataDir = await mkdtemp(join(tmpdir(), "easel-bench-data-"));
-  await writeTinyModel(
-    join(modelsDir, "bench"),
-    TINY_MODEL_VARIANTS.bench,
-    resolve("../shared/fixtures/clip-tokenizer"),
-  );
   const fake = await FakeDiscord.start();
-  let output = "";
-  const easel = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      DISCORD_TOKEN: fake.token,
-      DISCORD_API_BASE: fake.apiBase,
-      EASEL_MODELS_DIR: modelsDir,
-      EASEL_DATA_DIR: dataDir,
-      EASEL_DEVICE: "cpu",
-      EASEL_MAX_QUEUED: "1000",
-      EASEL_MAX_QUEUED_PER_SERVER: "1000",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  easel.stderr.on("data", (d: Buffer) => {
-    output += d.toString();
-  });
+  const easel = await startEaselProcess({ DISCORD_TOKEN: fake.token, DISCORD_API_BASE: fake.apiBase });
   try {
-    await fake.until(() => /serving discord/.test(output), 60_000, "easel to start");
+    await fake.until(() => /serving discord/.test(easel.output()), 60_000, "easel to start");
     const long = fake.slashCommand({
       name: "imagine",
-      options: [{ name: "prompt", value: "long --steps 150" }],
+      options: [{ name: "prompt", value: "long --steps 150 --n 4" }],
     });
     await fake.waitForOriginalMessage(long, (m) => /Rendering/.test(m.content), 60_000);
     const latencies: number[] = [];
@@ -61,12 +34,10 @@ export async function benchDiscordAck(): Promise<void> {
     }
     report("discord_ack_p50_ms", quantile(latencies, 0.5));
     report("discord_ack_p99_ms", quantile(latencies, 0.99));
+    // Cancel the long job first: on SIGTERM running jobs get 30 s to finish.
+    await fake.waitForCallback(fake.slashCommand({ name: "cancel" }), 5_000).catch(() => undefined);
   } finally {
-    const exited = new Promise((r) => easel.once("exit", r));
-    easel.kill("SIGTERM");
-    await exited;
+    await easel.stop();
     await fake.close();
-    await rm(modelsDir, { recursive: true, force: true });
-    await rm(dataDir, { recursive: true, force: true });
   }
 }

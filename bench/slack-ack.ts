@@ -1,9 +1,5 @@
-import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { FakeSlack } from "../test/fakes/fake-slack/index.ts";
+import { startEaselProcess } from "./easel-process.ts";
 import { quantile } from "./measure.ts";
 
 /**
@@ -20,40 +16,20 @@ const COMMANDS = 200;
 const GENERAL = "C0123456789";
 
 export async function benchSlackAck(): Promise<Record<string, number>> {
-  const modelsDir = await mkdtemp(join(tmpdir(), "easel-bench-models-"));
-  const dataDir = await mkdtemp(join(tmpdir(), "easel-bench-data-"));
-  await writeTinyModel(
-    join(modelsDir, "bench"),
-    TINY_MODEL_VARIANTS.bench,
-    resolve("../shared/fixtures/clip-tokenizer"),
-  );
   /** Member i (the long job's is the last). */
   const user = (i: number) => `U0BENCH${String(i).padStart(4, "0")}`;
   const users = Array.from({ length: COMMANDS + 1 }, (_, i) => ({ id: user(i), name: `member${i}` }));
   const fake = await FakeSlack.start({ users });
-  let output = "";
-  const easel = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
-    env: {
-      PATH: process.env.PATH ?? "",
-      SLACK_BOT_TOKEN: fake.botToken,
-      SLACK_APP_TOKEN: fake.appToken,
-      SLACK_API_URL: fake.apiUrl,
-      EASEL_MODELS_DIR: modelsDir,
-      EASEL_DATA_DIR: dataDir,
-      EASEL_DEVICE: "cpu",
-      EASEL_MAX_QUEUED: "1000",
-      EASEL_MAX_QUEUED_PER_SERVER: "1000",
-    },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  easel.stderr.on("data", (d: Buffer) => {
-    output += d.toString();
+  const easel = await startEaselProcess({
+    SLACK_BOT_TOKEN: fake.botToken,
+    SLACK_APP_TOKEN: fake.appToken,
+    SLACK_API_URL: fake.apiUrl,
   });
   const until = async (check: () => boolean, timeoutMs: number, what: string) => {
     const deadline = performance.now() + timeoutMs;
     while (!check()) {
-      if (performance.now() > deadline || easel.exitCode !== null)
-        throw new Error(`slack-ack bench: gave up waiting for ${what}\n${output}`);
+      if (performance.now() > deadline || easel.child.exitCode !== null)
+        throw new Error(`slack-ack bench: gave up waiting for ${what}\n${easel.output()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
   };
@@ -63,7 +39,7 @@ export async function benchSlackAck(): Promise<Record<string, number>> {
       .messages(GENERAL)
       .some((m) => !m.ephemeral && /Rendering… step/.test(m.text) && m.text.includes("long"));
   try {
-    await until(() => /serving slack/.test(output), 60_000, "easel to start");
+    await until(() => /serving slack/.test(easel.output()), 60_000, "easel to start");
     await fake.socketConnected();
     // Four images of 150 steps at 512×512: the generation outlasts the 200 commands.
     await fake.slashCommand({
@@ -94,13 +70,7 @@ export async function benchSlackAck(): Promise<Record<string, number>> {
       fake.slashCommand({ command: "/imagine", text: "cancel", userId: user(COMMANDS) }).ack,
       new Promise((r) => setTimeout(r, 2000)),
     ]).catch(() => undefined);
-    const exited = new Promise((r) => easel.once("exit", r));
-    if (easel.exitCode === null) {
-      easel.kill("SIGTERM");
-      await exited;
-    }
+    await easel.stop();
     await fake.close();
-    await rm(modelsDir, { recursive: true, force: true });
-    await rm(dataDir, { recursive: true, force: true });
   }
 }

@@ -73,3 +73,15 @@ export interface DeliveryLog {
   deliveriesForJob(jobId: string, kind?: DeliveryKind): Delivery[];
   findDeliveryByMessage(platform: string, channelId: string, messageId: string): Delivery | undefined;
 }
+
+/** The newest message of this kind that was really posted for a job (a recorded id), if any. */
+export function latestPosted(
+  log: DeliveryLog,
+  jobId: string,
+  kind: DeliveryKind,
+): (Delivery & { messageId: string }) | undefined {
+  return log
+    .deliveriesForJob(jobId, kind)
+    .filter((d): d is Delivery & { messageId: string } => d.messageId !== undefined)
+    .at(-1);
+}

@@ -7,7 +7,7 @@ import {
 } from "discord.js";
 import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
-import type { Delivery } from "../../core/delivery.ts";
+import { latestPosted } from "../../core/delivery.ts";
 import type { Job } from "../../core/job.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
@@ -192,10 +192,7 @@ export class DiscordOutlet implements JobOutlet, Announcer {
     files: OutgoingFile[],
     recordAs: string,
   ): Promise<void> {
-    const posted = this.services.deliveries
-      .deliveriesForJob(recordAs, "announcement")
-      .some((d) => d.messageId !== undefined);
-    if (posted) return;
+    if (latestPosted(this.services.deliveries, recordAs, "announcement")) return;
     const channel = await this.channel(ballot.channelId);
     const message = await channel.send({
       ...layoutMessage(
@@ -230,7 +227,7 @@ export class DiscordOutlet implements JobOutlet, Announcer {
   }
 
   private alreadyPosted(jobId: string, kind: "result" | "failure"): boolean {
-    return this.services.deliveries.deliveriesForJob(jobId, kind).some((d) => d.messageId !== undefined);
+    return latestPosted(this.services.deliveries, jobId, kind) !== undefined;
   }
 
   private record(jobId: string, kind: "result" | "failure", channelId: string, messageId: string): void {
@@ -243,10 +240,7 @@ export class DiscordOutlet implements JobOutlet, Announcer {
     if (known) return known;
     const pending = this.pending.get(jobId);
     if (pending) return pending;
-    const recorded = this.services.deliveries
-      .deliveriesForJob(jobId, "status")
-      .filter((d): d is Delivery & { messageId: string } => d.messageId !== undefined)
-      .at(-1);
+    const recorded = latestPosted(this.services.deliveries, jobId, "status");
     if (!recorded) return undefined;
     const target: StatusTarget = {
       channelId: recorded.channelId,

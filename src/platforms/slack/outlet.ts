@@ -1,7 +1,7 @@
 import type { webApi } from "@slack/bolt";
 import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
-import type { Delivery } from "../../core/delivery.ts";
+import { latestPosted } from "../../core/delivery.ts";
 import { isFinalState, type Job } from "../../core/job.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
@@ -184,7 +184,7 @@ export class SlackOutlet implements JobOutlet, Announcer {
     recordAs: string,
   ): Promise<void> {
     const deliveries = this.services.deliveries;
-    if (deliveries.deliveriesForJob(recordAs, "announcement").some((d) => d.messageId !== undefined)) return;
+    if (latestPosted(deliveries, recordAs, "announcement")) return;
     const card = layoutBlocks(model);
     let messageId: string | undefined;
     if (files.length > 0) {
@@ -222,10 +222,7 @@ export class SlackOutlet implements JobOutlet, Announcer {
     if (known) return known;
     const pending = this.pending.get(jobId);
     if (pending) return pending;
-    const recorded = this.services.deliveries
-      .deliveriesForJob(jobId, "status")
-      .filter((d): d is Delivery & { messageId: string } => d.messageId !== undefined)
-      .at(-1);
+    const recorded = latestPosted(this.services.deliveries, jobId, "status");
     if (!recorded) return undefined;
     const target: StatusTarget = {
       channelId: recorded.channelId,
@@ -297,7 +294,7 @@ export class SlackOutlet implements JobOutlet, Announcer {
   }
 
   private uploaded(jobId: string): boolean {
-    return this.services.deliveries.deliveriesForJob(jobId, "result").some((d) => d.messageId !== undefined);
+    return latestPosted(this.services.deliveries, jobId, "result") !== undefined;
   }
 
   /** Uploads the result's images into the status message's thread, recorded before and after. */
