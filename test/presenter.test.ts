@@ -37,7 +37,7 @@ const image = (variant: number, seed: number | null): StoredImage => ({
 });
 
 describe("presenter", () => {
-  it("shows every setting, each seed, the prompt to rerun and U/V/reroll buttons within the limits", () => {
+  it("shows every setting, each seed, the prompt to rerun and U/V/vote/reroll buttons within the limits", () => {
     const images = [image(0, null), image(1, 42), image(2, 43), image(3, 44), image(4, 45)];
     const m = presentDone(job, images, ["prompt cut: 3 tokens"], 12_000);
     const field = (name: string) => m.fields.find((f) => f.name === name)?.value;
@@ -54,8 +54,10 @@ describe("presenter", () => {
     expect(m.buttons.map((row) => row.map((b) => b.label))).toEqual([
       ["U1", "U2", "U3", "U4"],
       ["V1", "V2", "V3", "V4"],
+      ["🗳 1", "🗳 2", "🗳 3", "🗳 4"],
       ["🔁 Reroll", "🎞 How it was made", "🗑 Delete"],
     ]);
+    expect(field("Requested by")).toBe("<@123>");
     expect(m.buttons.length).toBeLessThanOrEqual(5);
     for (const row of m.buttons) expect(row.length).toBeLessThanOrEqual(5);
     for (const b of m.buttons.flat()) expect(b.id.length).toBeLessThanOrEqual(100);

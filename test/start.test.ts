@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { tinyModelsDir } from "./easel-harness.ts";
 import { FakeDiscord } from "./fakes/fake-discord/index.ts";
+import { FakeSlack } from "./fakes/fake-slack/index.ts";
 
 /** `npm start` (src/main.ts) as an operator runs it: a child process configured only by its environment. */
 
@@ -76,6 +77,52 @@ describe("npm start", () => {
     } finally {
       child.kill("SIGKILL");
       await fake.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it("serves Discord and Slack from one process over one queue", async () => {
+    const discord = await FakeDiscord.start({ heartbeatIntervalMs: 1_000 });
+    const slack = await FakeSlack.start();
+    const dataDir = await mkdtemp(join(tmpdir(), "easel-start-"));
+    const { child, output } = startMain({
+      DISCORD_TOKEN: discord.token,
+      DISCORD_API_BASE: discord.apiBase,
+      SLACK_BOT_TOKEN: slack.botToken,
+      SLACK_APP_TOKEN: slack.appToken,
+      SLACK_API_URL: slack.apiUrl,
+      EASEL_MODELS_DIR: modelsDir,
+      EASEL_DATA_DIR: dataDir,
+      EASEL_DEVICE: "cpu",
+    });
+    try {
+      await discord.until(() => /serving discord and slack/.test(output()), 30_000, "easel to start");
+      await slack.socketConnected();
+      const h = discord.slashCommand({
+        name: "imagine",
+        options: [{ name: "prompt", value: "from discord --size 64x64 --steps 2" }],
+      });
+      const ack = await slack.slashCommand({ command: "/imagine", text: "from slack --size 64x64 --steps 2" })
+        .ack;
+      expect(String(ack.payload?.text)).toMatch(/^Queued/);
+      await discord.waitForOriginalMessage(
+        h,
+        (m) => m.attachments.length > 0 && /ready/.test(m.content),
+        30_000,
+      );
+      await discord.until(
+        () => slack.files.some((file) => file.shares.length > 0),
+        30_000,
+        "the Slack upload, shared into the channel",
+      );
+      child.kill("SIGTERM");
+      expect(await exited(child)).toBe(0);
+      expect(discord.violations).toEqual([]);
+      expect(slack.violations).toEqual([]);
+    } finally {
+      child.kill("SIGKILL");
+      await slack.close();
+      await discord.close();
       await rm(dataDir, { recursive: true, force: true });
     }
   });
