@@ -20,6 +20,7 @@ import type { Job } from "./core/job.ts";
 import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
 import type { BackendName } from "./core/request.ts";
 import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
+import { utcDay } from "./core/spend.ts";
 import { DiscordBot } from "./platforms/discord/discord-bot.ts";
 import { SlackBot } from "./platforms/slack/slack-bot.ts";
 import { encodeAnimation } from "./render/animation.ts";
@@ -238,8 +239,18 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       ...(openai
         ? {
             spendReport: (where) => {
-              const t = store.spend.totals({ platform: where.platform, workspaceId: where.workspaceId });
-              return [`OpenAI images on this server: ${t.images} (about $${t.costUsd.toFixed(2)})`];
+              const query = { platform: where.platform, workspaceId: where.workspaceId };
+              const t = store.spend.totals(query);
+              const today = store.spend.totals({ ...query, fromDay: utcDay(Date.now()) });
+              return [
+                `OpenAI images on this server: ${t.images} (about $${t.costUsd.toFixed(2)}); today ${today.images} (about $${today.costUsd.toFixed(2)})`,
+                ...store.spend
+                  .topSpenders(query, 5)
+                  .map(
+                    (u) =>
+                      `  <@${u.userId}>: ${u.images} image${u.images === 1 ? "" : "s"} (about $${u.costUsd.toFixed(2)})`,
+                  ),
+              ];
             },
           }
         : {}),

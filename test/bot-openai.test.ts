@@ -72,7 +72,9 @@ describe("the OpenAI backend in the bot", () => {
     expect(done.images[0]).toMatchObject({ width: 1536, height: 1024, seed: null });
     expect(t.easel.store.jobs.getJob(reply.outcome.job.id)?.costUsd).toBeGreaterThan(0);
     const info = await run("info", {}, actor("a", { platformAdmin: true }));
-    expect(info.kind === "text" && info.text).toMatch(/OpenAI images on this server: 1 \(about \$0\.\d\d\)/);
+    expect(info.kind === "text" && info.text).toMatch(
+      /OpenAI images on this server: 1 \(about \$0\.\d\d\); today 1 \(about \$0\.\d\d\)\n {2}<@u1>: 1 image \(about \$0\.\d\d\)/,
+    );
     const memberInfo = await run("info", {});
     expect(memberInfo.kind === "text" && memberInfo.text).not.toMatch(/OpenAI images on this server/);
     expect(fake.rejections()).toEqual([]);
