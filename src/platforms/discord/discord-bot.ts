@@ -190,6 +190,7 @@ export class DiscordBot {
     }
     if (reply.kind === "arena") {
       // A's status message is the reply; B's is a follow-up; both become the blind results.
+      this.outlet.expect(reply.sides[1].job.id);
       await this.replyWithJob(interaction, reply.sides[0]);
       await this.followUpWithJob(interaction, reply.sides[1].job.id);
       await interaction.followUp({ content: reply.text, flags: MessageFlags.Ephemeral });
@@ -303,6 +304,10 @@ export class DiscordBot {
       interaction.id,
       interaction.customId,
     );
+    // A new job's status message is on its way: the relay's first edit must wait for it (see outlet.expect).
+    const queued =
+      outcome.kind === "job" ? outcome.outcome : outcome.kind === "upscale" ? outcome.upscale : undefined;
+    if (queued?.ok && !queued.duplicate) this.outlet.expect(queued.job.id);
     switch (outcome.kind) {
       case "refused":
         return this.ephemeral(interaction, outcome.message);

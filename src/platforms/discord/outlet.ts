@@ -28,6 +28,8 @@ export const TOKEN_LIFETIME_MS = 15 * 60_000;
 const TOKEN_MARGIN_MS = 60_000;
 /** Discord's default upload limit, when the interaction did not say (attachment_size_limit). */
 export const DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024;
+/** How long status edits wait for a job's reply to exist before going on without it. */
+const BIND_TIMEOUT_MS = 10_000;
 /** Discord error codes for a dead interaction token. */
 const DEAD_TOKEN_CODES = new Set([50027, 10015]);
 
@@ -55,6 +57,7 @@ export class DiscordOutlet implements JobOutlet, Announcer {
   /** Jobs whose reply is being made: status edits wait for it. */
   private readonly pending = new Map<string, Promise<StatusTarget | undefined>>();
   private readonly targets = new Map<string, StatusTarget>();
+  private readonly binders = new Map<string, (input: BindInput | undefined) => void>();
   private readonly webhooks = new Map<string, WebhookClient>();
 
   constructor(
@@ -68,10 +71,13 @@ export class DiscordOutlet implements JobOutlet, Announcer {
   }
 
   /**
-   * Marks a job whose reply is on its way (call right after the job was queued, before any await), and returns
-   * the function that completes it once the reply exists (or with undefined when it failed).
+   * Marks a job whose reply is on its way (call right after the job was queued, before any await, so that the
+   * relay's first edit waits for the reply instead of finding nothing), and returns the function that completes
+   * it once the reply exists (or with undefined when it failed). Asking again returns the same function.
    */
   expect(jobId: string): (input: BindInput | undefined) => void {
+    const existing = this.binders.get(jobId);
+    if (existing) return existing;
     let settle: (t: StatusTarget | undefined) => void = () => {};
     this.pending.set(
       jobId,
@@ -79,7 +85,8 @@ export class DiscordOutlet implements JobOutlet, Announcer {
         settle = resolve;
       }),
     );
-    return (input) => {
+    const bind = (input: BindInput | undefined) => {
+      this.binders.delete(jobId);
       if (!input) {
         this.pending.delete(jobId);
         settle(undefined);
@@ -106,6 +113,12 @@ export class DiscordOutlet implements JobOutlet, Announcer {
       this.pending.delete(jobId);
       settle(target);
     };
+    this.binders.set(jobId, bind);
+    // A reply that never comes (the interaction failed) must not hold the job's messages forever.
+    setTimeout(() => {
+      if (this.binders.get(jobId) === bind) bind(undefined);
+    }, BIND_TIMEOUT_MS).unref();
+    return bind;
   }
 
   async status(job: Job, model: MessageModel): Promise<void> {
