@@ -22,7 +22,9 @@ export const cancelCommand = defineCommand({
     const jobId = args.job?.trim() || mine.at(-1)?.job.id;
     if (!jobId) return { kind: "text", text: BOT_MESSAGES.nothingQueued, ephemeral: true };
     const job = services.jobs.get(jobId);
-    if (!job || job.request.requester.platform !== me.platform) {
+    // A server's admins rule their own server only: another server's job is as good as unknown here.
+    const r = job?.request.requester;
+    if (!job || r?.platform !== me.platform || (r.workspaceId !== me.workspaceId && r.userId !== me.userId)) {
       return { kind: "text", text: BOT_MESSAGES.jobGone, ephemeral: true };
     }
     const own = job.request.requester.userId === me.userId;

@@ -261,6 +261,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       previews,
       log,
       afterResult: (job) => contests.resultPosted(job),
+      afterEnded: (job) => void contests.sideEnded(job),
       ...(options.minEditIntervalMs === undefined ? {} : { minEditIntervalMs: options.minEditIntervalMs }),
     });
     relay.attach();

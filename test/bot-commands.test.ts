@@ -8,6 +8,7 @@ import {
   optionSpecs,
   parseArgs,
 } from "../commands/index.ts";
+import { castVote } from "../src/core/ballots.ts";
 import type { Actor } from "../src/core/bot-services.ts";
 import { pressButton, upscaleSize } from "../src/core/button-press.ts";
 import { encodeButtonId } from "../src/core/buttons.ts";
@@ -163,6 +164,31 @@ describe("the commands over the engine", () => {
     const cancelled = nextEvent(t.easel.engine, "cancelled", last);
     expect(text(await run("cancel", {}))).toMatch(/Cancelling/);
     await cancelled;
+  });
+
+  it("/cancel by another server's admin is refused: admins rule their own server", async () => {
+    t = await startTestEasel(modelsDir);
+    const job = await queued(await run("imagine", { prompt: "mine --size 64x64 --steps 2" }));
+    const elsewhere = actor("a9", {
+      platformAdmin: true,
+      requester: { platform: "discord", workspaceId: "g2", channelId: "c9", userId: "a9" },
+    });
+    expect(text(await run("cancel", { job: job.job.id }, elsewhere))).toMatch(/no longer in easel's records/);
+    const here = actor("a1", { platformAdmin: true });
+    expect(text(await run("cancel", { job: job.job.id }, here))).toMatch(/Cancelling|already finished/);
+  });
+
+  it("a vote pressed before a contest's deadline is set does not make the contest endless", async () => {
+    t = await startTestEasel(modelsDir);
+    const contest = await queued(await run("imagine", { prompt: "early --size 64x64 --steps 2 --vote 10m" }));
+    await nextEvent(t.easel.engine, "done", contest.job.id);
+    const early = castVote(t.easel.services, actor("u2"), contest.job.id, 1, Date.now());
+    expect(early).toMatchObject({ ok: true, ballot: { kind: "result" } });
+    t.easel.contests.resultPosted(contest.job);
+    const ballot = t.easel.store.votes.ballot(contest.job.id);
+    expect(ballot?.kind).toBe("contest");
+    expect(ballot?.closesAt).toBeGreaterThan(Date.now() + 9 * 60_000);
+    expect(t.easel.store.votes.tally(contest.job.id).total).toBe(1);
   });
 
   it("/info names the version, models, device and queue", async () => {

@@ -1,6 +1,6 @@
 import { rm } from "node:fs/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { castVote } from "../src/core/ballots.ts";
+import { castVote, startArena } from "../src/core/ballots.ts";
 import { parseButtonId } from "../src/core/buttons.ts";
 import { Store } from "../src/store/index.ts";
 import { actor, startTestEasel, type TestEasel, tinyAndSlowModelsDir } from "./easel-harness.ts";
@@ -335,5 +335,37 @@ describe("the arena", () => {
       /1\. ldm:tiny · Elo 1016 · 2 votes · won 100 % of 1 · (about \d+ s|under a second) per image/,
     );
     expect(f.violations).toEqual([]);
+  });
+
+  it("calls the match off when one side cannot be drawn, and a redelivered /compare opens no second match", async () => {
+    const { f, e } = await start();
+    const h = f.slashCommand({
+      name: "compare",
+      options: [
+        { name: "prompt", value: "a blue kite" },
+        { name: "a", value: "slow" },
+        { name: "b", value: "tiny" },
+      ],
+    });
+    await f.waitForCallback(h);
+    const { id: matchId } = e.easel.store.db.prepare("SELECT id FROM arena_matches").get() as { id: string };
+    const match = e.easel.store.votes.match(matchId);
+    if (!match) throw new Error("no match");
+    // The same interaction again (a gateway replay): the same match, nothing new posted.
+    const again = startArena(e.easel.services, actor(), h.id, { prompt: "a blue kite" });
+    expect(again).toMatchObject({ ok: true, matchId });
+    expect(
+      (e.easel.store.db.prepare("SELECT count(*) AS n FROM arena_matches").get() as { n: number }).n,
+    ).toBe(1);
+    const slowSide = match.modelA === "ldm:slow" ? match.jobA : match.jobB;
+    e.easel.engine.cancel(slowSide);
+    const notice = await f.until(
+      () => f.messages(f.interaction(h).channelId).find((m) => /called off/.test(m.content)),
+      30_000,
+      "the called-off notice",
+    );
+    expect(notice.content).toMatch(/side [AB] could not be drawn/);
+    expect(e.easel.store.votes.ballot(matchId)?.closedBy).toBe("deleted");
+    expect(e.easel.store.votes.ratings()).toEqual([]);
   });
 });

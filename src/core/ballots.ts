@@ -1,4 +1,4 @@
-import { randomBytes } from "node:crypto";
+import { createHash } from "node:crypto";
 import type { Actor, BotServices } from "./bot-services.ts";
 import { pressButton } from "./button-press.ts";
 import { encodeButtonId } from "./buttons.ts";
@@ -6,7 +6,12 @@ import type { StoredImage } from "./engine.ts";
 import { type ImagineOutcome, imagine } from "./imagine.ts";
 import type { Job } from "./job.ts";
 import { BOT_MESSAGES } from "./messages.ts";
-import { type MessageModel, presentArenaReveal, presentContestResult } from "./presenter.ts";
+import {
+  type MessageModel,
+  presentArenaCalledOff,
+  presentArenaReveal,
+  presentContestResult,
+} from "./presenter.ts";
 import type { OutgoingFile } from "./relay.ts";
 import type { BackendName, Requester } from "./request.ts";
 import { randomSeed } from "./request.ts";
@@ -96,6 +101,8 @@ export interface Announcer {
 
 export interface ContestClockOptions {
   elo: EloSettings;
+  /** Waits before retrying a failed announcement (default 5 s, 30 s, 2 min; then the next start). */
+  retryDelaysMs?: readonly number[];
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -106,7 +113,9 @@ export class ContestClock {
   private readonly announcers = new Map<Requester["platform"], Announcer>();
   private readonly log: (line: string) => void;
   private readonly now: () => number;
-  private closing = new Set<Promise<void>>();
+  private readonly closing = new Set<Promise<void>>();
+  /** Announcements that failed, retried after these delays before waiting for the next start. */
+  private readonly retryDelaysMs: readonly number[];
 
   constructor(
     private readonly services: BotServices,
@@ -114,6 +123,7 @@ export class ContestClock {
   ) {
     this.log = options.log ?? ((line) => console.error(line));
     this.now = options.now ?? Date.now;
+    this.retryDelaysMs = options.retryDelaysMs ?? [5_000, 30_000, 120_000];
   }
 
   register(platform: Requester["platform"], announcer: Announcer): void {
@@ -146,15 +156,20 @@ export class ContestClock {
       if (other?.state !== "delivered") return;
       this.services.votes.setDeadline(match.id, now + ms);
     } else {
+      // A vote pressed before this point opened a plain result ballot: the deadline makes it the contest.
       this.services.votes.openBallot(resultBallot(job, "contest", now, now + ms));
+      this.services.votes.setDeadline(job.id, now + ms);
     }
     const ballot = this.services.votes.ballot(job.request.arena?.matchId ?? job.id);
     if (ballot) this.schedule(ballot);
   }
 
+  /** Keeps a closing in flight for stop(); its errors are logged, never left unhandled. */
   private track(p: Promise<void>): void {
-    this.closing.add(p);
-    void p.finally(() => this.closing.delete(p));
+    const tracked = p
+      .catch((err: unknown) => this.log(`easel: closing a vote failed: ${describeError(err)}`))
+      .finally(() => this.closing.delete(tracked));
+    this.closing.add(tracked);
   }
 
   private schedule(ballot: Ballot): void {
@@ -178,11 +193,11 @@ export class ContestClock {
     if (ballot) await this.announce(ballot);
   }
 
-  private async announce(ballot: Ballot): Promise<void> {
+  private async announce(ballot: Ballot, attempt = 0): Promise<void> {
     const announcer = this.announcers.get(ballot.platform);
     if (!announcer) return;
-    const tally = this.services.votes.tally(ballot.id);
     try {
+      const tally = this.services.votes.tally(ballot.id);
       if (ballot.kind === "arena") {
         const match = this.services.votes.match(ballot.id);
         if (!match) return;
@@ -211,10 +226,41 @@ export class ContestClock {
         await this.upscaleWinner(job, ballot);
       }
     } catch (err) {
+      const delay = this.retryDelaysMs[attempt];
       this.log(
-        `easel: could not announce the end of vote ${ballot.id}: ${err instanceof Error ? err.message : String(err)}`,
+        `easel: could not announce the end of vote ${ballot.id}: ${describeError(err)}${
+          delay === undefined
+            ? "; it is posted at the next start"
+            : `; trying again in ${Math.round(delay / 1000)} s`
+        }`,
       );
+      if (delay !== undefined) {
+        const key = `announce:${ballot.id}`;
+        this.timers.set(
+          key,
+          setTimeout(() => {
+            this.timers.delete(key);
+            this.track(this.announce(ballot, attempt + 1));
+          }, delay),
+        );
+      }
     }
+  }
+
+  /**
+   * One side of an arena match failed or was cancelled: the match is called off (no rating) and the channel
+   * is told, instead of a vote that would never close.
+   */
+  async sideEnded(job: Job): Promise<void> {
+    const arena = job.request.arena;
+    if (!arena) return;
+    if (!this.services.votes.close(arena.matchId, this.now(), "deleted", undefined)) return;
+    const ballot = this.services.votes.ballot(arena.matchId);
+    const announcer = ballot ? this.announcers.get(ballot.platform) : undefined;
+    if (!ballot || !announcer) return;
+    await announcer.announce(ballot, presentArenaCalledOff(job), [], job.id).catch((err: unknown) => {
+      this.log(`easel: could not post that match ${ballot.id} was called off: ${describeError(err)}`);
+    });
   }
 
   private async file(job: Job, image: StoredImage): Promise<OutgoingFile> {
@@ -321,7 +367,23 @@ export function startArena(
   if (!first || !second || label(first) === label(second))
     return { ok: false, message: BOT_MESSAGES.arenaNeedsTwo };
   const [a, b] = random() < 0.5 ? [first, second] : [second, first];
-  const matchId = `a${randomBytes(8).toString("hex").slice(0, 11)}`;
+  // The id follows the platform event, so a redelivered /compare finds its match instead of opening another.
+  const matchId = `a${createHash("sha256").update(eventId).digest("hex").slice(0, 11)}`;
+  const existing = services.votes.match(matchId);
+  if (existing) {
+    const jobA = services.jobs.get(existing.jobA);
+    const jobB = services.jobs.get(existing.jobB);
+    if (!jobA || !jobB) return { ok: false, message: BOT_MESSAGES.jobGone };
+    const again = (job: Job) => ({
+      ok: true as const,
+      job,
+      position: 0,
+      etaMs: 0,
+      notes: [],
+      duplicate: true,
+    });
+    return { ok: true, matchId, sides: [again(jobA), again(jobB)] };
+  }
   const me = actor.requester;
   const guild = services.settings.guild(me.platform, me.workspaceId);
   const durationMs = input.durationMs ?? (guild.contestMinutes ?? DEFAULT_CONTEST_MINUTES) * 60_000;
@@ -367,3 +429,5 @@ export function startArena(
 }
 
 const label = (c: { backend: string; model: string }) => `${c.backend}:${c.model}`;
+
+const describeError = (err: unknown): string => (err instanceof Error ? err.message : String(err));

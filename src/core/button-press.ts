@@ -86,7 +86,10 @@ export async function pressButton(
   const own = owner.platform === actor.requester.platform && owner.userId === actor.requester.userId;
 
   if (action === "cancel" || action === "delete") {
-    if (!own && !admin) return { kind: "refused", message: BOT_MESSAGES.onlyOwnerOrAdmin(action) };
+    const sameServer =
+      owner.platform === actor.requester.platform && owner.workspaceId === actor.requester.workspaceId;
+    if (!own && !(admin && sameServer))
+      return { kind: "refused", message: BOT_MESSAGES.onlyOwnerOrAdmin(action) };
     if (action === "delete") return { kind: "delete", job };
     return {
       kind: "cancel",

@@ -36,6 +36,8 @@ export const MESSAGES = {
   interruptedOutOfRetries: "The renderer stopped while working on this several times; giving up on it.",
   failedGeneric: "Something went wrong while rendering. The operator can find details in the logs.",
   contentPolicy: "Rejected by the provider's safety system. Try rewording the prompt.",
+  arenaCalledOff: (side: string) =>
+    `The arena match is called off: side ${side} could not be drawn, so there is nothing to compare (no rating changes).`,
   /** The image API answered 429 after the SDK's own retries (`attempts` requests in all). */
   providerRateLimited: (attempts: number) =>
     `The image service is rate-limiting this bot right now${attempts > 1 ? ` (tried ${attempts} times)` : ""}.`,

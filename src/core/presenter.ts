@@ -271,6 +271,18 @@ export function presentArenaReveal(
   };
 }
 
+/** An arena match that cannot be judged: one side could not be drawn. */
+export function presentArenaCalledOff(job: Job): MessageModel {
+  return {
+    content: `⚔️ ${MESSAGES.arenaCalledOff(job.request.arena?.side ?? "?")}`,
+    title: promptTitle(job),
+    fields: [],
+    images: [],
+    buttons: [],
+    tone: "error",
+  };
+}
+
 /** A job that failed, with the reason the member can act on. */
 export function presentFailed(job: Job, message: string): MessageModel {
   return {

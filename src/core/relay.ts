@@ -56,6 +56,8 @@ export interface RelayOptions {
   previews?: PreviewKeeper;
   /** Called once a result is posted and the job marked delivered (contests open their vote then). */
   afterResult?: (job: Job) => void;
+  /** Called once a failure or a cancellation is shown (an arena match whose side ended is called off). */
+  afterEnded?: (job: Job) => void;
   log?: (line: string) => void;
   now?: () => number;
 }
@@ -97,13 +99,20 @@ export class JobRelay {
         this.showStatus(job, presentQueued(job, position, etaMs, retry)),
       started: ({ job }) => this.showStatus(job, presentRunning(job)),
       progress: ({ job, progress }) => {
-        if (progress.preview) this.state(job.id).frames.push({ ...progress, image: progress.preview });
+        if (progress.preview && this.outletFor(job)) {
+          this.state(job.id).frames.push({ ...progress, image: progress.preview });
+        }
         this.showStatus(job, presentRunning(job, progress));
       },
       done: ({ job, images, notes, renderMs }) =>
-        this.finish(job, "result", async (outlet) => {
+        this.finish(job, "result", async (outlet, attempt) => {
           const frames = this.jobs.get(job.id)?.frames ?? [];
-          if (frames.length > 0 && this.options.previews) await this.options.previews.keep(job, frames);
+          // The animation is a nicety: failing to keep it must never hold the result back.
+          if (attempt === 1 && frames.length > 0 && this.options.previews) {
+            await this.options.previews.keep(job, frames).catch((err: unknown) => {
+              this.log(`easel: could not keep the previews of job ${job.id}: ${describe(err)}`);
+            });
+          }
           const model = presentDone(job, images, notes, renderMs);
           const byId = new Map(images.map((i) => [i.id, i]));
           const files: OutgoingFile[] = [];
@@ -121,9 +130,13 @@ export class JobRelay {
         this.finish(job, "failure", async (outlet) => {
           await outlet.failure(job, presentFailed(job, message));
           this.engine.failureShown(job.id);
+          this.options.afterEnded?.(job);
         }),
       cancelled: ({ job }) =>
-        this.finish(job, "cancelled", (outlet) => outlet.status(job, presentCancelled(job))),
+        this.finish(job, "cancelled", async (outlet) => {
+          await outlet.status(job, presentCancelled(job));
+          this.options.afterEnded?.(job);
+        }),
     };
   }
 
@@ -195,7 +208,7 @@ export class JobRelay {
   }
 
   /** The last message of a job: pending status edits are dropped, then `send` runs (with retries). */
-  private finish(job: Job, what: string, send: (outlet: JobOutlet) => Promise<void>): void {
+  private finish(job: Job, what: string, send: (outlet: JobOutlet, attempt: number) => Promise<void>): void {
     const outlet = this.outletFor(job);
     if (!outlet) return;
     const state = this.state(job.id);
@@ -206,7 +219,7 @@ export class JobRelay {
       .then(async () => {
         for (let attempt = 1; ; attempt++) {
           try {
-            await send(outlet);
+            await send(outlet, attempt);
             return;
           } catch (err) {
             if (attempt >= this.deliveryAttempts) {

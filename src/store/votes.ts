@@ -153,8 +153,12 @@ export class VoteStore implements VotesPort {
 
   setDeadline(ballotId: string, closesAt: number): void {
     writeTransaction(this.db, `setting the deadline of ballot ${ballotId}`, () => {
+      // A result's ballot that gets a deadline is a contest (its first vote may have come before the deadline).
       this.db
-        .prepare("UPDATE ballots SET closes_at = ? WHERE id = ? AND closed_at IS NULL")
+        .prepare(
+          `UPDATE ballots SET closes_at = ?, kind = CASE kind WHEN 'result' THEN 'contest' ELSE kind END
+           WHERE id = ? AND closed_at IS NULL`,
+        )
         .run(closesAt, ballotId);
     });
   }

@@ -189,6 +189,8 @@ export class DiscordBot {
       return;
     }
     if (reply.kind === "arena") {
+      // A redelivered /compare: its match already has its messages.
+      if (reply.sides[0].duplicate) return;
       // A's status message is the reply; B's is a follow-up; both become the blind results.
       this.outlet.expect(reply.sides[1].job.id);
       await this.replyWithJob(interaction, reply.sides[0]);
@@ -214,10 +216,14 @@ export class DiscordBot {
     const bind = this.outlet.expect(outcome.job.id);
     try {
       const response = await interaction.deferReply({ withResponse: true });
-      const message = response.resource?.message;
+      // Discord names the reply's message in the callback's interaction; never record a shared placeholder.
+      const messageId =
+        response.interaction.responseMessageId ??
+        response.resource?.message?.id ??
+        (await interaction.fetchReply()).id;
       bind({
         channelId: interaction.channelId ?? outcome.job.request.requester.channelId,
-        messageId: message?.id ?? "@original",
+        messageId,
         token: interaction.token,
         createdAt: interaction.createdTimestamp,
         attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
@@ -324,14 +330,18 @@ export class DiscordBot {
         });
         return;
       case "upscale": {
-        const bytes =
+        // Acknowledge first: the upload can take longer than Discord's 3 seconds on a slow uplink.
+        await interaction.deferReply();
+        const limit = interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT;
+        const stored =
           outcome.image.png.length > 0
             ? outcome.image.png
             : await this.services.jobs.imageBytes(outcome.image.id);
+        const bytes = stored.length > limit ? await this.services.imaging.fit(stored, limit) : stored;
         const name = `easel-${outcome.job.id}-${outcome.image.variant}.png`;
         const payload = layoutMessage(
           {
-            content: `<@${interaction.user.id}> image ${outcome.image.variant} at full size`,
+            content: `<@${interaction.user.id}> ${BOT_MESSAGES.imageAtFullSize(outcome.image.variant)}`,
             title: outcome.job.request.prompt.slice(0, 256) || "(empty prompt)",
             fields: [],
             images: [],
@@ -341,7 +351,7 @@ export class DiscordBot {
           },
           [{ name, bytes }],
         );
-        await interaction.reply({ ...payload, allowedMentions: { users: [] } });
+        await interaction.editReply({ ...payload, allowedMentions: { users: [] } });
         if (!outcome.upscale.ok) {
           await interaction.followUp({ content: outcome.upscale.message, flags: MessageFlags.Ephemeral });
           return;

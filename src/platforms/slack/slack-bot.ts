@@ -345,9 +345,16 @@ export class SlackBot {
       for (const p of pending) p?.abandon();
       throw err;
     }
-    for (const [i, q] of queued.entries()) {
-      const p = pending[i];
-      if (p) await this.openStatus(p, q, replyTarget);
+    let opened = 0;
+    try {
+      for (const [i, q] of queued.entries()) {
+        const p = pending[i];
+        if (p) await this.openStatus(p, q, replyTarget);
+        opened = i + 1;
+      }
+    } finally {
+      // A status message that could not be posted must not leave the arena's other side waiting for its own.
+      for (const p of pending.slice(opened + 1)) p?.abandon();
     }
   }
 
