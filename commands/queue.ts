@@ -1,7 +1,7 @@
 import { z } from "zod";
 import { actorIsAdmin } from "../src/core/imagine.ts";
 import { BOT_MESSAGES, formatDuration } from "../src/core/messages.ts";
-import { cut } from "../src/core/presenter.ts";
+import { cut, memberText } from "../src/core/presenter.ts";
 import { defineCommand } from "./types.ts";
 
 /** `/queue`: your jobs and their places in line; admins may list everyone's. */
@@ -29,7 +29,7 @@ export const queueCommand = defineCommand({
       const where =
         state === "running" ? "rendering" : `#${position ?? "?"} · ETA ${formatDuration(etaMs ?? 0)}`;
       const who = all ? ` · <@${job.request.requester.userId}>` : "";
-      return `\`${job.id}\` ${where}${who} · ${cut(job.request.prompt, 60)}`;
+      return `\`${job.id}\` ${where}${who} · ${cut(memberText(job.request.prompt), 60)}`;
     });
     return { kind: "text", text: lines.join("\n"), ephemeral: true };
   },

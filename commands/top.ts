@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { messageLink } from "../src/core/links.ts";
-import { cut } from "../src/core/presenter.ts";
+import { cut, memberText } from "../src/core/presenter.ts";
 import { defineCommand } from "./types.ts";
 
 const PERIODS = {
@@ -33,7 +33,7 @@ export const topCommand = defineCommand({
         ? ` ${messageLink(platform, workspaceId, posted.channelId, posted.messageId)}`
         : "";
       lines.push(
-        `${i + 1}. ${r.votes} vote${r.votes === 1 ? "" : "s"} · <@${r.ownerId}> · ${cut(job?.request.prompt ?? "?", 60)}${link}`,
+        `${i + 1}. ${r.votes} vote${r.votes === 1 ? "" : "s"} · <@${r.ownerId}> · ${cut(memberText(job?.request.prompt ?? "?"), 60)}${link}`,
       );
     });
     const creators = services.votes.topCreators(platform, workspaceId, since, 5);
@@ -41,6 +41,7 @@ export const topCommand = defineCommand({
       "**Top creators**",
       ...creators.map((c, i) => `${i + 1}. <@${c.ownerId}> · ${c.votes} vote${c.votes === 1 ? "" : "s"}`),
     );
-    return { kind: "text", text: lines.join("\n"), ephemeral: false };
+    // Private: a leaderboard in the channel would mention (on Slack, notify) everyone on it.
+    return { kind: "text", text: lines.join("\n"), ephemeral: true };
   },
 });

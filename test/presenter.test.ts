@@ -64,6 +64,19 @@ describe("presenter", () => {
     expect(m.content).toContain("<@123>");
   });
 
+  it("shows mentions typed in a prompt as text, so a prompt cannot ping anyone", () => {
+    const pinging = {
+      ...job,
+      request: { ...job.request, prompt: "hi <!channel> <@U0123ABCD> <#C01>", negativePrompt: "<@999>" },
+    };
+    const m = presentDone(pinging, [image(1, 42)], [], 1_000);
+    const typed = m.fields.filter((f) => f.name !== "Requested by").map((f) => f.value);
+    const shown = [m.title, ...typed].join("\n");
+    expect(shown).not.toMatch(/<[@#!]/);
+    expect(m.title).toBe("hi <\u200b!channel> <\u200b@U0123ABCD> <\u200b#C01>");
+    expect(m.content).toContain("<@123>"); // easel's own mention of the requester stays
+  });
+
   it("cuts a long prompt to the title limit with an ellipsis", () => {
     const long = { ...job, request: { ...job.request, prompt: "x".repeat(1000) } };
     const title = presentQueued(long, 3, 60_000, false).title;

@@ -49,11 +49,19 @@ export function cut(text: string, max: number): string {
   return chars.length <= max ? text : `${chars.slice(0, max - 1).join("")}…`;
 }
 
+/**
+ * Text a member typed (prompts), made inert: `<@U…>`, `<#C…>` and `<!channel>` would mention (and on Slack
+ * notify) whoever they name, so a zero-width space goes after the `<`; they show as typed.
+ */
+export function memberText(text: string): string {
+  return text.replace(/<(?=[@#!])/g, "<\u200b");
+}
+
 /** `<@user>` mentions the requester on both Discord and Slack. */
 const mention = (job: Job) => `<@${job.request.requester.userId}>`;
 
 function promptTitle(job: Job): string {
-  return cut(job.request.prompt || "(empty prompt)", TITLE_MAX);
+  return cut(memberText(job.request.prompt) || "(empty prompt)", TITLE_MAX);
 }
 
 function cancelRow(job: Job): MessageButton[][] {
@@ -116,10 +124,14 @@ export function presentDone(
     { name: "Requested by", value: mention(job), inline: true },
   ];
   if (r.negativePrompt)
-    fields.unshift({ name: "Negative prompt", value: cut(r.negativePrompt, FIELD_MAX), inline: false });
+    fields.unshift({
+      name: "Negative prompt",
+      value: cut(memberText(r.negativePrompt), FIELD_MAX),
+      inline: false,
+    });
   fields.push({
     name: "Prompt to rerun",
-    value: cut(`\`${renderCanonicalPrompt(r)}\``, FIELD_MAX),
+    value: cut(`\`${memberText(renderCanonicalPrompt(r))}\``, FIELD_MAX),
     inline: false,
   });
   if (notes.length > 0)
@@ -251,7 +263,7 @@ export function presentArenaReveal(
         : `${ballot.winner === 1 ? "A" : "B"} wins, ${Math.max(...votes)}–${Math.min(...votes)}.`;
   return {
     content: `⚔️ Arena revealed: ${outcome}`,
-    title: cut(match.prompt || "(empty prompt)", TITLE_MAX),
+    title: cut(memberText(match.prompt) || "(empty prompt)", TITLE_MAX),
     fields: [
       {
         name: "A",
@@ -291,7 +303,7 @@ export function presentFailed(job: Job, message: string): MessageModel {
     fields: [
       {
         name: "Prompt to rerun",
-        value: cut(`\`${renderCanonicalPrompt(job.request)}\``, FIELD_MAX),
+        value: cut(`\`${memberText(renderCanonicalPrompt(job.request))}\``, FIELD_MAX),
         inline: false,
       },
     ],
