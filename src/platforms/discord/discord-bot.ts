@@ -41,6 +41,9 @@ export interface DiscordOptions {
   log?: (line: string) => void;
 }
 
+/** The interactions easel answers with a message. */
+type Repliable = ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction;
+
 /** Vote tallies: at most one edit per message this often (the issue's rule; Discord allows more). */
 const TALLY_EDIT_INTERVAL_MS = 3_000;
 
@@ -176,10 +179,7 @@ export class DiscordBot {
   }
 
   /** Lays out a command's reply: a queued job gets a deferred public reply that becomes its status message. */
-  private async answer(
-    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
-    reply: CommandReply,
-  ): Promise<void> {
+  private async answer(interaction: Repliable, reply: CommandReply): Promise<void> {
     if (reply.kind === "text") {
       await interaction.reply({
         content: reply.text.slice(0, 2000),
@@ -201,10 +201,7 @@ export class DiscordBot {
     await this.replyWithJob(interaction, reply.outcome);
   }
 
-  private async replyWithJob(
-    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
-    outcome: ImagineOutcome,
-  ): Promise<void> {
+  private async replyWithJob(interaction: Repliable, outcome: ImagineOutcome): Promise<void> {
     if (!outcome.ok) {
       await this.ephemeral(interaction, outcome.message);
       return;
@@ -213,25 +210,15 @@ export class DiscordBot {
       // A redelivered interaction: its job already has a status message.
       return;
     }
-    const bind = this.outlet.expect(outcome.job.id);
-    try {
+    await this.bindStatus(interaction, outcome.job.id, async () => {
       const response = await interaction.deferReply({ withResponse: true });
       // Discord names the reply's message in the callback's interaction; never record a shared placeholder.
-      const messageId =
+      return (
         response.interaction.responseMessageId ??
         response.resource?.message?.id ??
-        (await interaction.fetchReply()).id;
-      bind({
-        channelId: interaction.channelId ?? outcome.job.request.requester.channelId,
-        messageId,
-        token: interaction.token,
-        createdAt: interaction.createdTimestamp,
-        attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
-      });
-    } catch (err) {
-      bind(undefined);
-      throw err;
-    }
+        (await interaction.fetchReply()).id
+      );
+    });
     if (outcome.notes.length > 0) {
       await interaction.followUp({
         content: outcome.notes.join("\n").slice(0, 2000),
@@ -242,16 +229,25 @@ export class DiscordBot {
 
   /** A job whose status message is a follow-up of this interaction (upscales, the arena's B side). */
   private async followUpWithJob(
-    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
+    interaction: Repliable,
     jobId: string,
     content: string = MESSAGES.starting,
   ): Promise<void> {
+    await this.bindStatus(interaction, jobId, async () => (await interaction.followUp({ content })).id);
+  }
+
+  /** Posts a job's status message with `post` (which returns its id) and binds the job to it. */
+  private async bindStatus(
+    interaction: Repliable,
+    jobId: string,
+    post: () => Promise<string>,
+  ): Promise<void> {
     const bind = this.outlet.expect(jobId);
     try {
-      const followUp = await interaction.followUp({ content });
+      const messageId = await post();
       bind({
-        channelId: interaction.channelId ?? "",
-        messageId: followUp.id,
+        channelId: interaction.channelId ?? this.services.jobs.get(jobId)?.request.requester.channelId ?? "",
+        messageId,
         token: interaction.token,
         createdAt: interaction.createdTimestamp,
         attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
@@ -376,10 +372,7 @@ export class DiscordBot {
     }
   }
 
-  private async ephemeral(
-    interaction: ChatInputCommandInteraction | MessageContextMenuCommandInteraction | ButtonInteraction,
-    text: string,
-  ): Promise<void> {
+  private async ephemeral(interaction: Repliable, text: string): Promise<void> {
     await interaction.reply({ content: text.slice(0, 2000), flags: MessageFlags.Ephemeral });
   }
 }
