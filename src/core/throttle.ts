@@ -24,8 +24,13 @@ export class KeyedThrottle {
       run,
       timer: setTimeout(() => {
         this.pending.delete(key);
-        this.last.set(key, this.now());
+        const at = this.now();
+        this.last.set(key, at);
         entry.run().catch(this.onError);
+        // Forget the key once its interval is over, so that keys (messages) do not pile up for ever.
+        setTimeout(() => {
+          if (this.last.get(key) === at) this.last.delete(key);
+        }, this.intervalMs).unref();
       }, wait),
     };
     this.pending.set(key, entry);
