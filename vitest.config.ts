@@ -5,6 +5,7 @@ export default defineConfig({
     include: ["test/**/*.test.ts"],
     // Native modules (onnxruntime-node, better-sqlite3, sharp) are safest in child processes.
     pool: "forks",
-    testTimeout: 30_000,
+    // Generous: a shared 2-core CI machine can run several times slower than usual for a while.
+    testTimeout: 90_000,
   },
 });

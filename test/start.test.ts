@@ -21,7 +21,8 @@ function startMain(env: Record<string, string>): { child: ChildProcess; output: 
   let output = "";
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     // Only what the test gives: no .env, no tokens from the developer's shell.
-    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    // One onnxruntime thread, as in the other tests: the suite runs test files side by side on 2 cores.
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", EASEL_THREADS: "1", ...env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   child.stdout?.on("data", (d: Buffer) => {
