@@ -125,8 +125,9 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       limits: config.limits,
       openaiCaps: { perUser: config.openai.dailyImagesPerUser, perGuild: config.openai.dailyImagesPerGuild },
     });
+    const engineStore = new SqliteEngineStore(store);
     const engine = new Engine({
-      store: new SqliteEngineStore(store),
+      store: engineStore,
       backends,
       encoder: encodeJobImages,
       loadImage: async (id, as) => prepareImage(await store.images.readImage(id), id, as),
@@ -159,7 +160,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       settings: settingsPort,
       jobs: {
         get: (jobId) => store.jobs.getJob(jobId),
-        images: (jobId) => new SqliteEngineStore(store).loadImages(jobId),
+        images: (jobId) => engineStore.loadImages(jobId),
         imageBytes: async (imageId) => store.images.readImage(imageId),
       },
       deliveries: store.deliveries,

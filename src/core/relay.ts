@@ -11,6 +11,7 @@ import {
   presentRunning,
 } from "./presenter.ts";
 import type { Requester } from "./request.ts";
+import { KeyedThrottle } from "./throttle.ts";
 
 /**
  * Engine events → the platform that asked. Status messages (queued #N, step x/y with a preview) are edited at
@@ -63,9 +64,6 @@ export interface RelayOptions {
 }
 
 interface JobState {
-  lastEditAt: number;
-  pending: { job: Job; model: MessageModel } | undefined;
-  timer: NodeJS.Timeout | undefined;
   /** The job's messages, in order. */
   chain: Promise<void>;
   frames: { step: number; total: number; image: BackendImage }[];
@@ -77,11 +75,11 @@ export const DEFAULT_MIN_EDIT_INTERVAL_MS = 2000;
 export class JobRelay {
   private readonly outlets = new Map<Requester["platform"], JobOutlet>();
   private readonly jobs = new Map<string, JobState>();
-  private readonly minEditIntervalMs: number;
+  /** Status edits: at most one per job per interval, the latest state winning. */
+  private readonly edits: KeyedThrottle;
   private readonly deliveryAttempts: number;
   private readonly retryDelayMs: number;
   private readonly log: (line: string) => void;
-  private readonly now: () => number;
   private readonly listeners: { [K in keyof EngineEvents]: (...args: EngineEvents[K]) => void };
 
   constructor(
@@ -89,11 +87,14 @@ export class JobRelay {
     private readonly store: JobsPort,
     private readonly options: RelayOptions = {},
   ) {
-    this.minEditIntervalMs = options.minEditIntervalMs ?? DEFAULT_MIN_EDIT_INTERVAL_MS;
     this.deliveryAttempts = options.deliveryAttempts ?? 3;
     this.retryDelayMs = options.retryDelayMs ?? 2000;
     this.log = options.log ?? ((line) => console.error(line));
-    this.now = options.now ?? Date.now;
+    this.edits = new KeyedThrottle(
+      options.minEditIntervalMs ?? DEFAULT_MIN_EDIT_INTERVAL_MS,
+      (err) => this.log(`easel: a status edit failed: ${describe(err)}`),
+      options.now ?? Date.now,
+    );
     this.listeners = {
       queued: ({ job, position, etaMs, retry }) =>
         this.showStatus(job, presentQueued(job, position, etaMs, retry)),
@@ -157,7 +158,7 @@ export class JobRelay {
     for (const [event, listener] of Object.entries(this.listeners)) {
       this.engine.off(event as keyof EngineEvents, listener as never);
     }
-    for (const state of this.jobs.values()) clearTimeout(state.timer);
+    this.edits.clear();
     await Promise.allSettled([...this.jobs.values()].map((s) => s.chain));
   }
 
@@ -169,13 +170,7 @@ export class JobRelay {
   private state(jobId: string): JobState {
     let state = this.jobs.get(jobId);
     if (!state) {
-      state = {
-        lastEditAt: Number.NEGATIVE_INFINITY,
-        pending: undefined,
-        timer: undefined,
-        chain: Promise.resolve(),
-        frames: [],
-      };
+      state = { chain: Promise.resolve(), frames: [] };
       this.jobs.set(jobId, state);
     }
     return state;
@@ -189,22 +184,15 @@ export class JobRelay {
   private showStatus(job: Job, model: MessageModel): void {
     if (!this.outletFor(job)) return;
     const state = this.state(job.id);
-    state.pending = { job, model };
-    if (state.timer) return;
-    const wait = Math.max(0, state.lastEditAt + this.minEditIntervalMs - this.now());
-    state.timer = setTimeout(() => {
-      state.timer = undefined;
-      const pending = state.pending;
-      state.pending = undefined;
+    this.edits.schedule(job.id, async () => {
       const outlet = this.outletFor(job);
-      if (!pending || !outlet) return;
-      state.lastEditAt = this.now();
+      if (!outlet) return;
       state.chain = state.chain.then(() =>
-        outlet.status(pending.job, pending.model).catch((err: unknown) => {
+        outlet.status(job, model).catch((err: unknown) => {
           this.log(`easel: could not update the status of job ${job.id}: ${describe(err)}`);
         }),
       );
-    }, wait);
+    });
   }
 
   /** The last message of a job: pending status edits are dropped, then `send` runs (with retries). */
@@ -212,9 +200,7 @@ export class JobRelay {
     const outlet = this.outletFor(job);
     if (!outlet) return;
     const state = this.state(job.id);
-    clearTimeout(state.timer);
-    state.timer = undefined;
-    state.pending = undefined;
+    this.edits.cancel(job.id);
     state.chain = state.chain
       .then(async () => {
         for (let attempt = 1; ; attempt++) {
@@ -233,7 +219,7 @@ export class JobRelay {
       })
       .finally(() => {
         outlet.release?.(job.id);
-        if (this.jobs.get(job.id) === state && !state.timer) this.jobs.delete(job.id);
+        if (this.jobs.get(job.id) === state && !this.edits.waiting(job.id)) this.jobs.delete(job.id);
       });
   }
 }

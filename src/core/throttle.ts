@@ -36,6 +36,19 @@ export class KeyedThrottle {
     this.pending.set(key, entry);
   }
 
+  /** Drops what is waiting for one key (its last run still counts for the interval). */
+  cancel(key: string): void {
+    const queued = this.pending.get(key);
+    if (!queued) return;
+    clearTimeout(queued.timer);
+    this.pending.delete(key);
+  }
+
+  /** Whether a run is waiting for this key. */
+  waiting(key: string): boolean {
+    return this.pending.has(key);
+  }
+
   /** Drops whatever is waiting. */
   clear(): void {
     for (const { timer } of this.pending.values()) clearTimeout(timer);

@@ -408,3 +408,38 @@ export function fileSystemError(err: unknown, action: string): unknown {
 export function integrityCheck(db: Database.Database): string[] {
   return (db.pragma("integrity_check") as { integrity_check: string }[]).map((row) => row.integrity_check);
 }
+
+/**
+ * A WHERE clause (with a leading space, or "" for none) from the fields of `filter` that are set, each with its
+ * condition ("user_id = ?"), after any `conditions` the caller built itself.
+ */
+export function whereClause<F extends object>(
+  filter: F,
+  columns: readonly (readonly [keyof F & string, string])[],
+  conditions: string[] = [],
+  params: unknown[] = [],
+): { sql: string; params: unknown[] } {
+  for (const [key, condition] of columns) {
+    const value = filter[key];
+    if (value === undefined) continue;
+    conditions.push(condition);
+    params.push(value);
+  }
+  return { sql: conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`, params };
+}
+
+/** Prepared statements by their SQL, for queries built from a few filter combinations (prepared once each). */
+export class StatementCache {
+  private readonly statements = new Map<string, Database.Statement<unknown[], unknown>>();
+
+  constructor(private readonly db: Database.Database) {}
+
+  get(sql: string): Database.Statement<unknown[], unknown> {
+    let statement = this.statements.get(sql);
+    if (statement === undefined) {
+      statement = this.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+}

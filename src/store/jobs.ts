@@ -3,7 +3,7 @@ import type Database from "better-sqlite3";
 import { EaselError } from "../core/errors.ts";
 import { JOB_STATES, JOB_TRANSITIONS, type Job, type JobState } from "../core/job.ts";
 import type { BackendName, GenerationRequest, Requester } from "../core/request.ts";
-import { durableWriteTransaction, guard, writeTransaction } from "./database.ts";
+import { durableWriteTransaction, guard, StatementCache, whereClause, writeTransaction } from "./database.ts";
 
 /**
  * The jobs table: one row per job, created before the user is acknowledged, moved through JOB_TRANSITIONS
@@ -112,12 +112,13 @@ export class JobStore {
   private readonly markNotified: Database.Statement<[number, number, string], JobRow>;
   private readonly bumpAttempts: Database.Statement<[number, string], { attempts: number }>;
   /** Filtered queries are built from the set of filters used; there are few combinations, so cache them. */
-  private readonly queries = new Map<string, Database.Statement<unknown[], unknown>>();
+  private readonly queries: StatementCache;
 
   constructor(
     private readonly db: Database.Database,
     private readonly clock: () => number = Date.now,
   ) {
+    this.queries = new StatementCache(db);
     this.insert = db.prepare(
       `INSERT INTO jobs (id, event_id, request, state, attempts, platform, workspace_id, channel_id, user_id,
          backend, model, created_at, updated_at)
@@ -271,16 +272,16 @@ export class JobStore {
 
   /** Jobs matching the filter in FIFO (seq) order. */
   listJobs(filter: JobFilter = {}): JobRecord[] {
-    const { sql, params } = whereClause(filter);
+    const { sql, params } = jobWhere(filter);
     const limit = filter.limit === undefined ? "" : ` LIMIT ${Math.max(0, Math.floor(filter.limit))}`;
-    const statement = this.query(`SELECT * FROM jobs${sql} ORDER BY seq${limit}`);
+    const statement = this.queries.get(`SELECT * FROM jobs${sql} ORDER BY seq${limit}`);
     return guard("listing jobs", () => (statement.all(...params) as JobRow[]).map(toJob));
   }
 
   /** How many jobs match the filter (all states unless `states` is given). */
   countJobs(filter: Omit<JobFilter, "limit"> = {}): number {
-    const { sql, params } = whereClause(filter);
-    const statement = this.query(`SELECT count(*) AS n FROM jobs${sql}`);
+    const { sql, params } = jobWhere(filter);
+    const statement = this.queries.get(`SELECT count(*) AS n FROM jobs${sql}`);
     return guard("counting jobs", () => (statement.get(...params) as { n: number }).n);
   }
 
@@ -298,18 +299,9 @@ export class JobStore {
       rendered: jobs.filter((job) => job.state === "rendered"),
     };
   }
-
-  private query(sql: string): Database.Statement<unknown[], unknown> {
-    let statement = this.queries.get(sql);
-    if (statement === undefined) {
-      statement = this.db.prepare(sql);
-      this.queries.set(sql, statement);
-    }
-    return statement;
-  }
 }
 
-function whereClause(filter: Omit<JobFilter, "limit">): { sql: string; params: unknown[] } {
+function jobWhere(filter: Omit<JobFilter, "limit">): { sql: string; params: unknown[] } {
   const conditions: string[] = [];
   const params: unknown[] = [];
   if (filter.states !== undefined) {
@@ -323,21 +315,17 @@ function whereClause(filter: Omit<JobFilter, "limit">): { sql: string; params: u
     );
     params.push(...filter.states);
   }
-  const columns: [Exclude<keyof JobFilter, "states" | "limit">, string][] = [
-    ["platform", "platform"],
-    ["userId", "user_id"],
-    ["workspaceId", "workspace_id"],
-    ["channelId", "channel_id"],
-    ["backend", "backend"],
-  ];
-  for (const [key, column] of columns) {
-    const value = filter[key];
-    if (value === undefined) continue;
-    conditions.push(`${column} = ?`);
-    params.push(value);
-  }
-  return { sql: conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`, params };
+  return whereClause(filter, JOB_FILTERS, conditions, params);
 }
+
+/** The conditions a JobFilter's plain fields stand for. */
+const JOB_FILTERS: readonly (readonly [Exclude<keyof JobFilter, "states" | "limit">, string])[] = [
+  ["platform", "platform = ?"],
+  ["userId", "user_id = ?"],
+  ["workspaceId", "workspace_id = ?"],
+  ["channelId", "channel_id = ?"],
+  ["backend", "backend = ?"],
+];
 
 function toJob(row: JobRow): JobRecord {
   const job: JobRecord = {

@@ -11,7 +11,7 @@ import {
   type SpendQuery,
   type SpendTotals,
 } from "../core/spend.ts";
-import { guard, writeTransaction } from "./database.ts";
+import { guard, StatementCache, whereClause, writeTransaction } from "./database.ts";
 
 /**
  * The spend table: what paid backends (OpenAI) made and cost, one row per successful API call, so that the
@@ -37,9 +37,10 @@ export class SqliteSpendLedger implements SpendLedger {
   private readonly insert: Database.Statement<unknown[]>;
   private readonly counts: Database.Statement<unknown[], DayCounts>;
   /** Queries are built from the set of filters used; there are few combinations, so cache them. */
-  private readonly queries = new Map<string, Database.Statement<unknown[], unknown>>();
+  private readonly queries: StatementCache;
 
   constructor(private readonly db: Database.Database) {
+    this.queries = new StatementCache(db);
     this.insert = db.prepare(
       `INSERT INTO spend (day, at, platform, workspace_id, user_id, backend, model, images, cost_usd)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -101,8 +102,8 @@ export class SqliteSpendLedger implements SpendLedger {
   }
 
   totals(query: SpendQuery): SpendTotals {
-    const { sql, params } = whereClause(query);
-    const statement = this.query(`SELECT ${TOTALS} FROM spend${sql}`);
+    const { sql, params } = whereClause(query, SPEND_FILTERS);
+    const statement = this.queries.get(`SELECT ${TOTALS} FROM spend${sql}`);
     const row = guard("adding up spend", () => statement.get(...params) as TotalsRow | undefined);
     return toTotals(row);
   }
@@ -110,8 +111,8 @@ export class SqliteSpendLedger implements SpendLedger {
   topSpenders(query: SpendQuery, limit: number): SpenderTotals[] {
     const n = Math.max(0, Math.floor(limit));
     if (n === 0) return [];
-    const { sql, params } = whereClause(query);
-    const statement = this.query(
+    const { sql, params } = whereClause(query, SPEND_FILTERS);
+    const statement = this.queries.get(
       `SELECT platform, user_id, ${TOTALS} FROM spend${sql}
        GROUP BY platform, user_id
        ORDER BY round(total(cost_usd), 6) DESC, images DESC, platform, user_id
@@ -127,15 +128,6 @@ export class SqliteSpendLedger implements SpendLedger {
     );
     return rows.map((row) => ({ platform: row.platform, userId: row.user_id, ...toTotals(row) }));
   }
-
-  private query(sql: string): Database.Statement<unknown[], unknown> {
-    let statement = this.queries.get(sql);
-    if (statement === undefined) {
-      statement = this.db.prepare(sql);
-      this.queries.set(sql, statement);
-    }
-    return statement;
-  }
 }
 
 const TOTALS = `CAST(total(images) AS INTEGER) AS images, total(cost_usd) AS cost_usd,
@@ -149,22 +141,12 @@ function toTotals(row: TotalsRow | undefined): SpendTotals {
   };
 }
 
-function whereClause(query: SpendQuery): { sql: string; params: unknown[] } {
-  const conditions: string[] = [];
-  const params: unknown[] = [];
-  const columns: [keyof SpendQuery, string][] = [
-    ["platform", "platform = ?"],
-    ["workspaceId", "workspace_id = ?"],
-    ["userId", "user_id = ?"],
-    ["backend", "backend = ?"],
-    ["fromDay", "day >= ?"],
-    ["toDay", "day <= ?"],
-  ];
-  for (const [key, condition] of columns) {
-    const value = query[key];
-    if (value === undefined) continue;
-    conditions.push(condition);
-    params.push(value);
-  }
-  return { sql: conditions.length === 0 ? "" : ` WHERE ${conditions.join(" AND ")}`, params };
-}
+/** The conditions a SpendQuery's fields stand for. */
+const SPEND_FILTERS: readonly (readonly [keyof SpendQuery, string])[] = [
+  ["platform", "platform = ?"],
+  ["workspaceId", "workspace_id = ?"],
+  ["userId", "user_id = ?"],
+  ["backend", "backend = ?"],
+  ["fromDay", "day >= ?"],
+  ["toDay", "day <= ?"],
+];
