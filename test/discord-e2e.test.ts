@@ -9,6 +9,7 @@ import {
   FakeDiscord,
   type FakeMessage,
   type InteractionHandle,
+  subcommand,
 } from "./fakes/fake-discord/index.ts";
 
 /**
@@ -281,16 +282,7 @@ describe("easel on Discord", () => {
     const { fake: f } = await start({}, {});
     const refused = f.slashCommand({
       name: "settings",
-      options: [
-        {
-          name: "set",
-          type: 1,
-          options: [
-            { name: "key", value: "steps" },
-            { name: "value", value: "5" },
-          ],
-        },
-      ],
+      options: [subcommand("set", { key: "steps", value: "5" })],
     });
     expect(((await f.waitForCallback(refused)).body as { data: { content: string } }).data.content).toMatch(
       /Only easel admins/,
@@ -298,16 +290,7 @@ describe("easel on Discord", () => {
     const set = f.slashCommand({
       name: "settings",
       admin: true,
-      options: [
-        {
-          name: "set",
-          type: 1,
-          options: [
-            { name: "key", value: "steps" },
-            { name: "value", value: "5" },
-          ],
-        },
-      ],
+      options: [subcommand("set", { key: "steps", value: "5" })],
     });
     expect(((await f.waitForCallback(set)).body as { data: { content: string } }).data.content).toMatch(
       /steps set to 5/,
@@ -343,16 +326,7 @@ describe("easel on Discord", () => {
         name: "settings",
         admin: true,
         channelId,
-        options: [
-          {
-            name: "set",
-            type: 1,
-            options: [
-              { name: "key", value: "nsfw" },
-              { name: "value", value: "on" },
-            ],
-          },
-        ],
+        options: [subcommand("set", { key: "nsfw", value: "on" })],
       });
     await f.waitForCallback(on(DEFAULT_NSFW_CHANNEL_ID));
     const general = f.slashCommand({ name: "imagine", options: prompt("x --size 64x64 --steps 2") });

@@ -4,7 +4,12 @@ import { castVote, startArena } from "../src/core/ballots.ts";
 import { parseButtonId } from "../src/core/buttons.ts";
 import { Store } from "../src/store/index.ts";
 import { actor, startTestEasel, type TestEasel, tinyAndSlowModelsDir } from "./easel-harness.ts";
-import { FakeDiscord, type FakeMessage, type InteractionHandle } from "./fakes/fake-discord/index.ts";
+import {
+  FakeDiscord,
+  type FakeMessage,
+  type InteractionHandle,
+  subcommand,
+} from "./fakes/fake-discord/index.ts";
 
 /**
  * Voting on Discord end to end: votes on variants (move, take back, double clicks, bots, self-votes, deleted
@@ -143,16 +148,7 @@ describe("votes on variants", () => {
       name: "settings",
       admin: true,
       userId: BOB,
-      options: [
-        {
-          name: "set",
-          type: 1,
-          options: [
-            { name: "key", value: "self-vote" },
-            { name: "value", value: "on" },
-          ],
-        },
-      ],
+      options: [subcommand("set", { key: "self-vote", value: "on" })],
     });
     await f.waitForCallback(allow);
     const selfAgain = f.pressButton({ messageId: message.id, customId: voteId(message, "1") });
@@ -221,17 +217,7 @@ describe("contests", () => {
           name: "settings",
           admin: true,
           userId: BOB,
-          options: [
-            {
-              name: "set",
-              type: 1,
-              options: [
-                { name: "key", value: key },
-                { name: "value", value },
-                ...(scope ? [{ name: "scope", value: scope }] : []),
-              ],
-            },
-          ],
+          options: [subcommand("set", { key, value, ...(scope ? { scope } : {}) })],
         }),
       );
     await set("contest", "on", "channel");
@@ -328,7 +314,7 @@ describe("the arena", () => {
 
     const board = f.slashCommand({
       name: "leaderboard",
-      options: [{ name: "models", type: 1, options: [] }],
+      options: [subcommand("models")],
     });
     await f.waitForCallback(board);
     expect(replyText(f, board)).toMatch(

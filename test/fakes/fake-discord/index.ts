@@ -229,6 +229,14 @@ export interface RateLimitOptions {
 
 type Handle = InteractionHandle | { id: string } | string;
 
+/** A sub-command option (`/settings set key:… value:…`) with its own options, from name → value. */
+export function subcommand(
+  name: string,
+  values: Record<string, string | number | boolean> = {},
+): SlashOption {
+  return { name, type: 1, options: Object.entries(values).map(([n, value]) => ({ name: n, value })) };
+}
+
 /** The fake Discord. */
 export class FakeDiscord {
   /** REST base for discord.js' `rest.api` option: `http://127.0.0.1:PORT/api` (discord.js appends /v10). */
