@@ -157,10 +157,9 @@ describe("votes on Slack", () => {
     offline.close();
     t = await startTestEasel(modelsDir, env(f), { dataDir: e.dataDir });
     await f.socketConnected();
-    const announcement = await expect
+    await expect
       .poll(() => f.messages(GENERAL).find((m) => /wins with/.test(m.text)), { timeout: 10_000 })
       .toBeDefined();
-    void announcement;
     const posted = f.messages(GENERAL).filter((m) => /wins with/.test(m.text));
     expect(posted).toHaveLength(1);
     expect(posted[0]?.text).toMatch(/Image 2 of <@U0A11CE0001> wins with 2 of 3 votes/);
@@ -182,10 +181,7 @@ describe("votes on Slack", () => {
 
     const compare = await slash(f, "compare a red bicycle");
     expect(compare.job).toBeUndefined();
-    const match = await expect
-      .poll(() => e.easel.store.db.prepare("SELECT id FROM arena_matches").get())
-      .toBeDefined();
-    void match;
+    await expect.poll(() => e.easel.store.db.prepare("SELECT id FROM arena_matches").get()).toBeDefined();
     const { id: matchId } = e.easel.store.db.prepare("SELECT id FROM arena_matches").get() as { id: string };
     const stored = e.easel.store.votes.match(matchId);
     if (!stored) throw new Error("no match");
