@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 
 /**
  * easel as `npm start` runs it, in its own process, for the platform benchmarks: a temporary models folder
@@ -21,11 +22,7 @@ export interface EaselProcess {
 export async function startEaselProcess(env: Record<string, string>): Promise<EaselProcess> {
   const modelsDir = await mkdtemp(join(tmpdir(), "easel-bench-models-"));
   const dataDir = await mkdtemp(join(tmpdir(), "easel-bench-data-"));
-  await writeTinyModel(
-    join(modelsDir, "bench"),
-    TINY_MODEL_VARIANTS.bench,
-    resolve("../shared/fixtures/clip-tokenizer"),
-  );
+  await writeTinyModel(join(modelsDir, "bench"), TINY_MODEL_VARIANTS.bench, CLIP_BPE_DIR);
   let output = "";
   const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
     env: {

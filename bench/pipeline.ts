@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
@@ -11,6 +11,7 @@ import {
   type TinyModelVariantName,
   writeTinyModel,
 } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
 import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
 import { quantile, report, timeRuns } from "./measure.ts";
@@ -21,7 +22,7 @@ import { quantile, report, timeRuns } from "./measure.ts";
  * event-loop delay while the worker generates, and the cost of one preview.
  */
 
-const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
+const TOKENIZER = CLIP_BPE_DIR;
 const PARAMS: GenerateParams = {
   prompt: "a lighthouse in a storm, dramatic light",
   negativePrompt: "blurry",

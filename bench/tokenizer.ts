@@ -1,10 +1,9 @@
-import { resolve } from "node:path";
-import { ClipTokenizer } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
+import { CLIP_BPE_DIR, ClipTokenizer } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { quantile, report, timeRuns } from "./measure.ts";
 
 /** `tokenizer_encode_us`: tokenizing a prompt that fills CLIP's 77 positions, after warm-up (word cache warm). */
 export function benchTokenizer(): void {
-  const tokenizer = ClipTokenizer.fromFolder(resolve("../shared/fixtures/clip-tokenizer"));
+  const tokenizer = ClipTokenizer.fromFolder(CLIP_BPE_DIR);
   const text =
     "a highly detailed digital painting of an ancient lighthouse on a cliff in a violent storm, crashing waves, " +
     "dramatic lightning, volumetric light, by greg rutkowski and alphonse mucha, trending on artstation, 8k, " +

@@ -7,6 +7,7 @@ import sharp from "sharp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadKnownModels } from "../src/backends/ldm/hub-download.ts";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { readPngText } from "../src/render/png.ts";
 import { FakeHub, type FakeHubFile } from "./fakes/fake-hub.ts";
 
@@ -129,7 +130,7 @@ describe("the easel CLI", () => {
     if (!sd15) throw new Error("sd15 is not in models/known-models.json");
     // The fake repo holds a tiny export under the real repo name, as the hub's tree and resolve endpoints.
     const source = join(work, "export");
-    await writeTinyModel(source, TINY_MODEL_VARIANTS.sd1, resolve("../shared/fixtures/clip-tokenizer"));
+    await writeTinyModel(source, TINY_MODEL_VARIANTS.sd1, CLIP_BPE_DIR);
     const paths = [
       "model_index.json",
       "scheduler/scheduler_config.json",

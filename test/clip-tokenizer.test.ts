@@ -1,13 +1,18 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
-import { CLIP_BOS_ID, CLIP_EOS_ID, ClipTokenizer } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
+import {
+  CLIP_BOS_ID,
+  CLIP_BPE_DIR,
+  CLIP_EOS_ID,
+  ClipTokenizer,
+} from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { htmlUnescape } from "../src/backends/ldm/tokenizer/html-unescape.ts";
 import { isEaselError } from "../src/core/errors.ts";
 
-const FIXTURE = resolve("../shared/fixtures/clip-tokenizer");
+const FIXTURE = CLIP_BPE_DIR;
 const tokenizer = ClipTokenizer.fromFolder(FIXTURE);
 const scratch: string[] = [];
 afterAll(() => {

@@ -1,7 +1,8 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { loadConfig } from "../src/config.ts";
 import type { Actor } from "../src/core/bot-services.ts";
 import type { Engine, EngineEvents } from "../src/core/engine.ts";
@@ -12,7 +13,7 @@ import { type EaselHandle, type StartOptions, startEasel } from "../src/easel.ts
  * ONNX model (rendered for real in its worker process), for the bot and platform tests.
  */
 
-export const TOKENIZER_DIR = resolve("../shared/fixtures/clip-tokenizer");
+export const TOKENIZER_DIR = CLIP_BPE_DIR;
 
 /** A folder with one tiny SD 1.x model called "tiny". */
 export async function tinyModelsDir(): Promise<string> {

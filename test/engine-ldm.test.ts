@@ -1,9 +1,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { LdmBackend } from "../src/backends/ldm/ldm-backend.ts";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
 import { Engine, type EngineEvents } from "../src/core/engine.ts";
 import { buildRequest } from "../src/core/request.ts";
@@ -42,11 +43,7 @@ function waitFor<K extends keyof EngineEvents>(
 
 describe("the engine with the LDM pipeline in its worker process", () => {
   it("renders a prompt with flags into PNGs with their settings, then a variation from a stored image", async () => {
-    await writeTinyModel(
-      join(modelsDir, "tiny"),
-      TINY_MODEL_VARIANTS["sd1-optimum"],
-      resolve("../shared/fixtures/clip-tokenizer"),
-    );
+    await writeTinyModel(join(modelsDir, "tiny"), TINY_MODEL_VARIANTS["sd1-optimum"], CLIP_BPE_DIR);
     store = Store.open(join(dir, "data"));
     const opened = store;
     const backend = new LdmBackend((model) => {

@@ -1,6 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder, resolveModelDir } from "../src/backends/ldm/model-folder.ts";
@@ -16,10 +16,11 @@ import {
   type TinyModelVariantName,
   writeTinyModel,
 } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { isEaselError } from "../src/core/errors.ts";
 import { failure } from "./support.ts";
 
-const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
+const TOKENIZER = CLIP_BPE_DIR;
 const modelsDir = mkdtempSync(join(tmpdir(), "easel-models-"));
 const factory = new SessionFactory({ device: "cpu" });
 const loaded = new Map<string, LdmModel>();

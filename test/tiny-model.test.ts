@@ -1,7 +1,6 @@
 import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
-import { fileURLToPath } from "node:url";
 import * as ort from "onnxruntime-node";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { float16ToFloat32, float32ToFloat16 } from "../src/backends/ldm/float16.ts";
@@ -12,9 +11,10 @@ import {
   type TinyModelVariantName,
   writeTinyModel,
 } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { isEaselError } from "../src/core/errors.ts";
 
-const TOKENIZER_DIR = fileURLToPath(new URL("../../shared/fixtures/clip-tokenizer", import.meta.url));
+const TOKENIZER_DIR = CLIP_BPE_DIR;
 const VARIANTS = Object.entries(TINY_MODEL_VARIANTS) as [TinyModelVariantName, TinyModelOptions][];
 const SESSION_OPTIONS: ort.InferenceSession.SessionOptions = { intraOpNumThreads: 1, logSeverityLevel: 3 };
 

@@ -8,11 +8,12 @@ import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
 import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
 import { type GenerateParams, generate } from "../src/backends/ldm/pipeline.ts";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
 import { failure } from "./support.ts";
 
 const modelsDir = mkdtempSync(join(tmpdir(), "easel-worker-"));
-const TOKENIZER = resolve("../shared/fixtures/clip-tokenizer");
+const TOKENIZER = CLIP_BPE_DIR;
 const supervisors: LdmWorkerSupervisor[] = [];
 
 function supervisor(model: string, options: ConstructorParameters<typeof LdmWorkerSupervisor>[1] = {}) {

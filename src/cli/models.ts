@@ -15,6 +15,7 @@ import {
   type TinyModelVariantName,
   writeTinyModel,
 } from "../backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../backends/ldm/tokenizer/clip-tokenizer.ts";
 import type { Config } from "../config.ts";
 import { EaselError } from "../core/errors.ts";
 import { ProgressBar } from "./progress-bar.ts";
@@ -35,7 +36,7 @@ export function defaultModelName(config: Config): string {
 }
 
 /** Where the project's tokenizer fixture lives: tiny models need a real CLIP vocabulary. */
-const TOKENIZER_FIXTURE = new URL("../../../shared/fixtures/clip-tokenizer", import.meta.url).pathname;
+const TOKENIZER_FIXTURE = CLIP_BPE_DIR;
 
 async function listModels(config: Config): Promise<void> {
   const names = listModelNames(config.modelsDir);

@@ -1,15 +1,14 @@
-import { existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import { resolve } from "node:path";
 import { deflateSync } from "node:zlib";
+import { loadSpec } from "./specs/load-spec.ts";
 
 /**
  * A local OpenAI images server for tests: the real SDK talks HTTP to it. It speaks POST /v1/images/generations
  * (JSON), /v1/images/edits and /v1/images/variations (multipart) and GET /v1/models/{id}; answers with real
  * PNGs in b64_json (or URLs, as DALL·E does when not asked for base64); checks the bearer key (401, echoing
  * the key it got, worse than OpenAI's masked echo, so that redaction is tested), unknown models (404
- * model_not_found), the request bodies against OpenAI's OpenAPI document (../shared/specs/openai, parsed once
+ * model_not_found), the request bodies against OpenAI's OpenAPI document (test/fakes/specs/openai, parsed once
  * with JSON.parse and checked by a small validator: ajv is not a dependency) and the per-model rules the spec
  * leaves to prose (dall-e-3 n=1, sizes per model, GPT-image models refusing response_format, variation images
  * square PNGs under 4 MB). A script of replies plays 429 with Retry-After, 500, content-policy 400s, slow
@@ -385,14 +384,11 @@ async function parseBody(
 
 type Schema = { [key: string]: unknown };
 
-let specCache: Schema | null | undefined;
+let specCache: Schema | undefined;
 
-/** OpenAI's OpenAPI document (OPENAI_SPEC or ../shared/specs/openai/openapi.json); null when absent. */
-export function openAiSpec(): Schema | null {
-  if (specCache === undefined) {
-    const path = resolve(process.env.OPENAI_SPEC ?? "../shared/specs/openai/openapi.json");
-    specCache = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Schema) : null;
-  }
+/** OpenAI's OpenAPI document (OPENAI_SPEC or the repository's copy), parsed once; throws when absent. */
+export function openAiSpec(): Schema {
+  specCache ??= loadSpec<Schema>("openai");
   return specCache;
 }
 
@@ -405,7 +401,7 @@ const SCHEMA_NAMES: Record<string, string> = {
 function requestSchema(endpoint: string): Schema | undefined {
   const spec = openAiSpec();
   const name = SCHEMA_NAMES[endpoint];
-  const schemas = (spec?.components as { schemas?: Record<string, Schema> } | undefined)?.schemas;
+  const schemas = (spec.components as { schemas?: Record<string, Schema> } | undefined)?.schemas;
   return name ? schemas?.[name] : undefined;
 }
 

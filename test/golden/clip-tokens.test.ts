@@ -1,8 +1,8 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
-import { ClipTokenizer } from "../../src/backends/ldm/tokenizer/clip-tokenizer.ts";
+import { CLIP_BPE_DIR, ClipTokenizer } from "../../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { loadGolden } from "./golden-dir.ts";
 
 interface ClipCase {
@@ -15,7 +15,7 @@ interface ClipCase {
   truncated: boolean;
 }
 
-const FIXTURE = resolve("../shared/fixtures/clip-tokenizer");
+const FIXTURE = CLIP_BPE_DIR;
 const golden = loadGolden<{ cases: ClipCase[] }>("clip_tokens.json");
 
 // SD 2.x tokenizers differ from SD 1.x only in their pad token, declared in special_tokens_map.json.

@@ -1,8 +1,11 @@
 import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 
-/** The golden folder: `GOLDEN_DIR`, or ../shared/golden beside the project (DESIGN.md). */
-export const GOLDEN_DIR = resolve(process.env.GOLDEN_DIR ?? "../shared/golden");
+/** The golden folder: `GOLDEN_DIR`, or the repository's own copy in test/golden/data (DESIGN.md). */
+export const GOLDEN_DIR = process.env.GOLDEN_DIR
+  ? resolve(process.env.GOLDEN_DIR)
+  : fileURLToPath(new URL("./data", import.meta.url));
 
 /** Parses one golden JSON file from the golden folder. */
 export function loadGolden<T>(file: string): T {

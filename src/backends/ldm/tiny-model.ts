@@ -5,7 +5,7 @@
  * interfaces real exports have. The folders written here copy those interfaces (input/output names, dtypes, ranks,
  * dynamic dimension names, the diffusers/optimum folder layout, the JSON configs) while the graphs inside are a few
  * cheap ops that still use every input, so a test notices when an input is dropped or mis-fed.
- * See ../shared/reference/sd-onnx.md §1 for the real layouts this mirrors.
+ * It mirrors the real export layouts of models/README.md.
  */
 import { copyFile, mkdir, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
@@ -583,7 +583,7 @@ const BASE_BETAS = {
   trained_betas: null,
 };
 
-/** scheduler_config.json per family (sd-onnx.md §1c; lcm and turbo as resolved in ../shared/golden/schedulers.json). */
+/** scheduler_config.json per family (sd-onnx.md §1c; lcm and turbo as resolved in test/golden/data/schedulers.json). */
 function schedulerConfig(family: TinyModelFamily): Record<string, unknown> {
   switch (family) {
     case "sd1":

@@ -87,7 +87,7 @@ export {
   MessageFlag,
   Permission,
 } from "./payloads.ts";
-export { specAvailable, validateResponseSchema } from "./spec-validator.ts";
+export { validateResponseSchema } from "./spec-validator.ts";
 export type {
   RecordedCallback,
   RecordedFile,

@@ -1,14 +1,12 @@
-import { existsSync, readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import addFormatsImport from "ajv-formats";
+import { loadSpec } from "../specs/load-spec.ts";
 import { embedCharacters, MessageFlag } from "./payloads.ts";
 import { fileIndex, type RecordedFile } from "./state.ts";
 
 /**
  * Checks request bodies the way Discord would: against Discord's own OpenAPI document
- * (../shared/specs/discord/openapi.json, or DISCORD_SPEC) with Ajv's 2020-12 build, plus the rules Discord
+ * (test/fakes/specs/discord/openapi.json, or DISCORD_SPEC) with Ajv's 2020-12 build, plus the rules Discord
  * enforces that the document leaves out (five action rows, 6000 characters across embeds, 2000 of content,
  * lowercase command names). Failures come back both flat (for test messages) and nested the way Discord's
  * "Invalid Form Body" (50035) nests them under `errors`.
@@ -24,31 +22,18 @@ export interface FieldError {
   message: string;
 }
 
-const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
-
-/** Where the spec lives: DISCORD_SPEC (relative to the working directory) or ../shared next to the project. */
-export function specPath(): string {
-  const fromEnv = process.env.DISCORD_SPEC;
-  return fromEnv ? resolve(fromEnv) : resolve(PROJECT_ROOT, "../shared/specs/discord/openapi.json");
-}
-
 // ajv-formats is CommonJS with `exports.default`; under Node's ESM loader the default import is the whole
 // module object, under some bundlers it is the function itself.
 const addFormats = ((addFormatsImport as unknown as { default?: typeof addFormatsImport }).default ??
   addFormatsImport) as unknown as (ajv: Ajv2020) => Ajv2020;
 
-let ajvInstance: Ajv2020 | null | undefined;
+let ajvInstance: Ajv2020 | undefined;
 const validators = new Map<string, ValidateFunction>();
 const SPEC_ID = "discord-openapi";
 
-function ajv(): Ajv2020 | null {
+function ajv(): Ajv2020 {
   if (ajvInstance !== undefined) return ajvInstance;
-  const path = specPath();
-  if (!existsSync(path)) {
-    ajvInstance = null;
-    return null;
-  }
-  const spec = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  const spec = loadSpec("discord");
   // coerceTypes: the spec types int-parseable strings (permissions, snowflakes in some places) as integers,
   // and discord.js sends them as strings, as Discord accepts.
   // verbose: errors carry their parentSchema, which tells which union branch produced them (see prune()).
@@ -90,17 +75,11 @@ function relaxNullUnions(node: unknown): void {
   for (const child of Object.values(obj)) relaxNullUnions(child);
 }
 
-/** Whether the spec file is there (validation against it is skipped when it is not). */
-export function specAvailable(): boolean {
-  return ajv() !== null;
-}
-
 const escapePointer = (segment: string) => segment.replace(/~/g, "~0").replace(/\//g, "~1");
 
 /** The compiled validator for a JSON pointer into the spec (cached for the whole run). */
 function validatorFor(pointer: string): ValidateFunction | undefined {
   const instance = ajv();
-  if (!instance) return undefined;
   let validate = validators.get(pointer);
   if (!validate) {
     validate = instance.compile({ $ref: `${SPEC_ID}#${encodeURI(pointer)}` });
@@ -128,9 +107,8 @@ const CALLBACK_SCHEMAS: Record<number, string> = {
 
 const CALLBACK_ROUTE = "/interactions/{interaction_id}/{interaction_token}/callback";
 
-/** Validates a request body against the operation's request schema; [] when valid or when there is no spec. */
+/** Validates a request body against the operation's request schema; [] when valid. */
 export function validateAgainstSpec(method: string, route: string, body: unknown): FieldError[] {
-  if (!ajv()) return [];
   let pointer = operationPointer(method, route);
   if (route === CALLBACK_ROUTE && typeof body === "object" && body !== null) {
     const name = CALLBACK_SCHEMAS[(body as { type?: unknown }).type as number];

@@ -1,13 +1,12 @@
-import { existsSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
 import addFormats from "ajv-formats";
+import { loadSpec } from "../specs/load-spec.ts";
 
 /**
  * Checks the Web API requests the bot sends against Slack's own contract, so the fake refuses what Slack would.
  *
- * Slack's spec (../shared/specs/slack/slack_web_openapi_v2.json, or `SLACK_SPEC`) is Swagger 2.0 and has no
- * request-body schemas: following ../shared/specs/README.md, an object schema is built per operation from its
+ * Slack's spec (test/fakes/specs/slack/slack_web_openapi_v2.json, or `SLACK_SPEC`) is Swagger 2.0 and has no
+ * request-body schemas: following test/fakes/specs/README.md, an object schema is built per operation from its
  * non-header parameters (the `token` parameter stands for the Authorization header), form values are coerced
  * (every form value is a string on the wire), and `blocks`/`attachments` are JSON-parsed first. Operations are
  * looked up by path, never by HTTP method, since the spec says GET where @slack/web-api POSTs. Ajv's default
@@ -87,30 +86,17 @@ const HAND_WRITTEN: Record<string, Schema> = {
   "apps.connections.open": { type: "object", properties: {} },
 };
 
-/** Used when the spec file is absent, so the hand-written `blocks` reference still resolves. */
-const BLOCKS_FALLBACK: Schema = {
-  definitions: {
-    blocks: {
-      type: "array",
-      items: { type: "object", properties: { type: { type: "string" } }, required: ["type"] },
-    },
-  },
-};
+let specCache: Schema | undefined;
 
-let specCache: Schema | null | undefined;
-
-/** Slack's OpenAPI 2.0 document (`SLACK_SPEC` or ../shared/specs/slack/…), parsed once; null when absent. */
-export function slackSpec(): Schema | null {
-  if (specCache === undefined) {
-    const path = resolve(process.env.SLACK_SPEC ?? "../shared/specs/slack/slack_web_openapi_v2.json");
-    specCache = existsSync(path) ? (JSON.parse(readFileSync(path, "utf8")) as Schema) : null;
-  }
+/** Slack's OpenAPI 2.0 document (`SLACK_SPEC` or the repository's copy), parsed once; throws when absent. */
+export function slackSpec(): Schema {
+  specCache ??= loadSpec<Schema>("slack");
   return specCache;
 }
 
 /** The operation object for `method`, found by path (`/chat.postMessage`) whatever HTTP verb the spec says. */
 export function specOperation(method: string): Schema | undefined {
-  const paths = slackSpec()?.paths as Record<string, Record<string, Schema>> | undefined;
+  const paths = slackSpec().paths as Record<string, Record<string, Schema>> | undefined;
   const item = paths?.[`/${method}`];
   return item ? Object.values(item)[0] : undefined;
 }
@@ -118,7 +104,7 @@ export function specOperation(method: string): Schema | undefined {
 function newAjv(coerce: boolean): Ajv {
   const ajv = new Ajv({ strict: false, allErrors: true, coerceTypes: coerce, logger: false });
   addFormats.default(ajv);
-  ajv.addSchema(slackSpec() ?? BLOCKS_FALLBACK, SPEC_ID);
+  ajv.addSchema(slackSpec(), SPEC_ID);
   return ajv;
 }
 
@@ -235,6 +221,6 @@ export function checkResponse(method: string, body: unknown): string[] | undefin
 }
 
 function verbOf(method: string): string {
-  const paths = slackSpec()?.paths as Record<string, Record<string, Schema>> | undefined;
+  const paths = slackSpec().paths as Record<string, Record<string, Schema>> | undefined;
   return Object.keys(paths?.[`/${method}`] ?? {})[0] ?? "post";
 }

@@ -1,14 +1,21 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import { EaselError } from "../../../core/errors.ts";
 import { htmlUnescape } from "./html-unescape.ts";
 
 /**
  * OpenAI CLIP's byte-level BPE tokenizer (clip/simple_tokenizer.py), loaded from a model folder's
- * `tokenizer/` in the Hugging Face layout. It reproduces ../shared/golden/clip_tokens.json exactly.
+ * `tokenizer/` in the Hugging Face layout. It reproduces test/golden/data/clip_tokens.json exactly.
  * Written here rather than taken from a library: transformers.js and HF's fast tokenizer skip the HTML
  * unescaping and use other whitespace rules, so they do not reproduce CLIP's ids for every prompt.
  */
+
+/**
+ * OpenAI CLIP's own vocabulary and merges (MIT, see LICENSE there), in the Hugging Face layout: what tiny test
+ * models and the tests tokenize with, carried in the repository so that nothing outside it is needed.
+ */
+export const CLIP_BPE_DIR = fileURLToPath(new URL("./clip-bpe", import.meta.url));
 
 /** CLIP's context length: BOS + 75 text tokens + EOS. */
 export const CLIP_CONTEXT_LENGTH = 77;
