@@ -21,6 +21,8 @@ const SDK_HOME: Record<string, string> = {
   "discord.js": "src/platforms/discord",
   "@discordjs": "src/platforms/discord",
   "@slack": "src/platforms/slack",
+  "@huggingface": "src/backends/ldm",
+  commander: "src/cli",
 };
 
 /** Folder → folders (under src/ or commands/) it must not import from. */

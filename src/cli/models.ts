@@ -1,7 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { loadKnownModels, pullModel } from "../backends/ldm/hub-download.ts";
 import { LdmModel } from "../backends/ldm/ldm-model.ts";
 import {
   listModelNames,
@@ -18,7 +17,7 @@ import {
 import { CLIP_BPE_DIR } from "../backends/ldm/tokenizer/clip-tokenizer.ts";
 import type { Config } from "../config.ts";
 import { EaselError } from "../core/errors.ts";
-import { ProgressBar } from "./progress-bar.ts";
+import { pullCommand } from "./pull.ts";
 
 /** `easel models …`: list model folders, make a tiny test model, pull a known export. */
 
@@ -97,34 +96,6 @@ async function makeTiny(args: string[], config: Config): Promise<void> {
   );
 }
 
-async function pull(args: string[], config: Config): Promise<void> {
-  const name = args[0];
-  if (!name) {
-    const known = loadKnownModels().map((m) => `  ${m.name}: ${m.description}`);
-    throw new EaselError("invalid_argument", `easel models pull NAME; known models:\n${known.join("\n")}`);
-  }
-  const bar = new ProgressBar(`pulling ${name}`);
-  let lastDraw = 0;
-  const result = await pullModel(name, {
-    modelsDir: config.modelsDir,
-    endpoint: config.hub.endpoint,
-    ...(config.hub.token ? { token: config.hub.token } : {}),
-    onProgress: (p) => {
-      // One event per network chunk: redraw at most ten times a second.
-      const now = performance.now();
-      if (now - lastDraw < 100 && p.overallReceived < p.overallTotal) return;
-      lastDraw = now;
-      bar.update(Math.floor(p.overallReceived / 1e6), Math.ceil(p.overallTotal / 1e6), "MB");
-    },
-  });
-  bar.finish();
-  const fetched = result.files.filter((f) => !f.skipped).length;
-  console.log(
-    `pulled ${name} into ${result.dir}: ${fetched} files downloaded, ${result.files.length - fetched} already there`,
-  );
-  console.log(`checksums verified; try it: easel generate --model ${name} "a lighthouse in a storm"`);
-}
-
 export async function modelsCommand(args: string[], config: Config): Promise<void> {
   const [sub, ...rest] = args;
   switch (sub) {
@@ -134,7 +105,7 @@ export async function modelsCommand(args: string[], config: Config): Promise<voi
     case "make-tiny":
       return makeTiny(rest, config);
     case "pull":
-      return pull(rest, config);
+      return pullCommand(rest, config);
     default:
       throw new EaselError("invalid_argument", `unknown "easel models ${sub}"; use list, make-tiny or pull`);
   }
