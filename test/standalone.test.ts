@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, relative, resolve } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -47,5 +48,22 @@ describe("the repository stands alone", () => {
       expect(statSync(spec).size).toBeGreaterThan(100_000);
       expect(readFileSync(join(spec, "../LICENSE"), "utf8")).toMatch(/MIT|Permission is hereby granted/);
     }
+  });
+
+  it("ignores none of those files in git, so a clone has them", () => {
+    const files = [
+      join(CLIP_BPE_DIR, "vocab.json"),
+      join(GOLDEN_DIR, "torch_randn.json"),
+      ...(["discord", "openai", "slack"] as const).map((name) => specPath(name)),
+    ].filter((file) => !relative(ROOT, file).startsWith(".."));
+    expect(files.length).toBeGreaterThan(0);
+    // check-ignore exits 1 when none of the paths is ignored; it prints the ignored ones.
+    let ignored = "";
+    try {
+      ignored = execFileSync("git", ["check-ignore", ...files], { encoding: "utf8" });
+    } catch (err) {
+      expect((err as { status?: number }).status).toBe(1);
+    }
+    expect(ignored).toBe("");
   });
 });

@@ -2,10 +2,10 @@ import { readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** The golden folder: `GOLDEN_DIR`, or the repository's own copy in test/golden/data (DESIGN.md). */
+/** The golden folder: `GOLDEN_DIR`, or the repository's own copy in test/golden/vectors (DESIGN.md). */
 export const GOLDEN_DIR = process.env.GOLDEN_DIR
   ? resolve(process.env.GOLDEN_DIR)
-  : fileURLToPath(new URL("./data", import.meta.url));
+  : fileURLToPath(new URL("./vectors", import.meta.url));
 
 /** Parses one golden JSON file from the golden folder. */
 export function loadGolden<T>(file: string): T {

@@ -583,7 +583,7 @@ const BASE_BETAS = {
   trained_betas: null,
 };
 
-/** scheduler_config.json per family (sd-onnx.md §1c; lcm and turbo as resolved in test/golden/data/schedulers.json). */
+/** scheduler_config.json per family (sd-onnx.md §1c; lcm and turbo as resolved in test/golden/vectors/schedulers.json). */
 function schedulerConfig(family: TinyModelFamily): Record<string, unknown> {
   switch (family) {
     case "sd1":

@@ -4,7 +4,7 @@ import { EaselError } from "../../core/errors.ts";
 /**
  * A port of PyTorch's CPU generator (`torch.Generator('cpu')`): MT19937 plus the two `randn` paths of
  * ATen's normal kernel, so that the initial latents for a seed equal diffusers' `torch.randn(shape,
- * generator=torch.Generator('cpu').manual_seed(seed))`. Verified against test/golden/data/torch_randn.json.
+ * generator=torch.Generator('cpu').manual_seed(seed))`. Verified against test/golden/vectors/torch_randn.json.
  */
 
 const MT_N = 624;

@@ -6,7 +6,7 @@ import { htmlUnescape } from "./html-unescape.ts";
 
 /**
  * OpenAI CLIP's byte-level BPE tokenizer (clip/simple_tokenizer.py), loaded from a model folder's
- * `tokenizer/` in the Hugging Face layout. It reproduces test/golden/data/clip_tokens.json exactly.
+ * `tokenizer/` in the Hugging Face layout. It reproduces test/golden/vectors/clip_tokens.json exactly.
  * Written here rather than taken from a library: transformers.js and HF's fast tokenizer skip the HTML
  * unescaping and use other whitespace rules, so they do not reproduce CLIP's ids for every prompt.
  */
