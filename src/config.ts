@@ -138,7 +138,22 @@ const EnvSchema = z.object({
   EASEL_ELO_START: wholeNumber("EASEL_ELO_START", 0, 10_000),
   HF_ENDPOINT: optionalUrl("HF_ENDPOINT"),
   HF_TOKEN: optionalString,
+  EASEL_DEBUG: optionalString
+    .refine((s) => s === undefined || /^(0|1|true|false|on|off)$/i.test(s), {
+      message: "EASEL_DEBUG must be 1 or 0",
+    })
+    .transform((s) => s !== undefined && /^(1|true|on)$/i.test(s)),
 });
+
+/**
+ * Variables only the bot reads. The CLI renders without them, so a malformed one (DISCORD_GUILD_ID=abc)
+ * must not stop `easel generate`: under the "cli" scope they are left out before validation.
+ */
+const BOT_ONLY_VARIABLE =
+  /^(DISCORD_|SLACK_|OPENAI_|EASEL_ELO_|EASEL_MAX_QUEUED)|^EASEL_(ADMIN_IDS|VARIATION_STRENGTH|UPSCALE_STRENGTH|IDLE_UNLOAD_MINUTES)$/;
+
+/** Who reads the configuration: the bot validates every variable, the CLI only those it uses. */
+export type ConfigScope = "bot" | "cli";
 
 /**
  * The OpenAI images backend's settings (OPENAI_*): the backend's own settings shape, with the quality narrowed
@@ -174,6 +189,8 @@ export interface Config {
   queue: { maxQueued?: number; maxQueuedPerWorkspace?: number };
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
   hub: { endpoint: string; token?: string };
+  /** EASEL_DEBUG: stack traces and verbose logs. */
+  debug: boolean;
 }
 
 /** Drops undefined members so optional fields stay absent (exactOptionalPropertyTypes). */
@@ -185,14 +202,19 @@ function defined<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], un
 
 /**
  * Validates an environment (default: `.env` merged under `process.env`) into a Config, or throws a `config`
- * EaselError naming each bad variable.
+ * EaselError naming each bad variable. The "cli" scope skips the variables only the bot reads.
  */
-export function loadConfig(env?: Record<string, string | undefined>): Config {
+export function loadConfig(
+  env?: Record<string, string | undefined>,
+  options: { scope?: ConfigScope } = {},
+): Config {
   let source = env;
   if (source === undefined) {
     dotenv.config({ quiet: true });
     source = process.env;
   }
+  if (options.scope === "cli")
+    source = Object.fromEntries(Object.entries(source).filter(([name]) => !BOT_ONLY_VARIABLE.test(name)));
   const parsed = EnvSchema.safeParse(source);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((issue) => issue.message).join("; ");
@@ -247,6 +269,7 @@ export function loadConfig(env?: Record<string, string | undefined>): Config {
     elo: { k: e.EASEL_ELO_K ?? DEFAULT_ELO.k, start: e.EASEL_ELO_START ?? DEFAULT_ELO.start },
     queue: defined({ maxQueued: e.EASEL_MAX_QUEUED, maxQueuedPerWorkspace: e.EASEL_MAX_QUEUED_PER_SERVER }),
     hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
+    debug: e.EASEL_DEBUG,
   };
 }
 

@@ -1,7 +1,12 @@
 import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LdmBackend } from "./backends/ldm/ldm-backend.ts";
-import { listModelNames, readModelFolder, resolveModelDir } from "./backends/ldm/model-folder.ts";
+import {
+  chooseDefaultModel,
+  listModelNames,
+  readModelFolder,
+  resolveModelDir,
+} from "./backends/ldm/model-folder.ts";
 import { ClipTokenizer } from "./backends/ldm/tokenizer/clip-tokenizer.ts";
 import { LdmWorkerSupervisor } from "./backends/ldm/worker-supervisor.ts";
 import {
@@ -92,13 +97,9 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     cleanup.push(async () => {
       await Promise.all([...supervisors.values()].map((s) => s.stop()));
     });
-    const defaultLdmModel = config.model ?? ldmModels[0];
-    if (config.model && !ldmModels.includes(config.model)) {
-      throw new EaselError(
-        "config",
-        `EASEL_MODEL=${config.model} is not a model folder in ${config.modelsDir} (found: ${ldmModels.join(", ") || "none"})`,
-      );
-    }
+    // The CLI's rule: EASEL_MODEL, else the only folder; several folders without EASEL_MODEL are refused.
+    const defaultLdmModel =
+      ldmModels.length > 0 || config.model ? chooseDefaultModel(config.modelsDir, config.model) : undefined;
     if (ldmModels.length > 0) backends.ldm = new LdmBackend(supervisor);
 
     let openai: OpenAiImageBackend | undefined;
@@ -152,6 +153,13 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         await rename(tmp, previewFile(`${job.id}`));
         await writeFile(`${previewFile(job.id)}.frames`, String(frames.length));
       },
+    };
+
+    /** The device really in use once a model has loaded ("cpu", "cuda:0"); before that, what was asked for. */
+    const deviceInUse = (): string => {
+      const provider = [...supervisors.values()].find((s) => s.info)?.info?.provider;
+      if (provider) return provider === "cuda" ? `cuda:${config.cudaDevice}` : "cpu";
+      return backends.ldm ? `${config.device} (no model loaded yet)` : "none (OpenAI only)";
     };
 
     const tokenizers = new Map<string, ClipTokenizer>();
@@ -231,7 +239,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       },
       info: () => ({
         version: options.version ?? "dev",
-        device: config.device,
+        device: deviceInUse(),
         models: {
           ...(ldmModels.length > 0 ? { ldm: ldmModels } : {}),
           ...(openai ? { openai: [openai.model] } : {}),
@@ -267,6 +275,22 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     });
     relay.attach();
 
+    // The default model must load before easel says it is ready: a folder that does not load is never the
+    // default (its defaults, such as SD-Turbo's 1 step, and the device in use also become known here).
+    if (defaultLdmModel) {
+      try {
+        await supervisor(defaultLdmModel).start();
+      } catch (err) {
+        throw new EaselError(
+          "config",
+          `the default model ${defaultLdmModel} (${join(config.modelsDir, defaultLdmModel)}) does not load: ${
+            err instanceof Error ? err.message : String(err)
+          }. Fix the folder, or set EASEL_MODEL to another one.`,
+          { cause: err },
+        );
+      }
+    }
+
     let discord: DiscordBot | undefined;
     if (config.discord.token) {
       discord = new DiscordBot(services, relay, contests, {
@@ -295,12 +319,6 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       await slack.start();
     }
 
-    // Warm the default local model, so the first job does not wait for the load (its defaults also become known).
-    if (defaultLdmModel) {
-      supervisor(defaultLdmModel)
-        .start()
-        .catch((err: unknown) => log(`easel: could not load model ${defaultLdmModel}: ${String(err)}`));
-    }
     await engine.start();
     contests.start();
 

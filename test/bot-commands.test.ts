@@ -191,8 +191,9 @@ describe("the commands over the engine", () => {
     expect(t.easel.store.votes.tally(contest.job.id).total).toBe(1);
   });
 
-  it("/info names the version, models, device and queue", async () => {
-    t = await startTestEasel(modelsDir);
+  it("/info names the version, models, the device really in use (not auto) and the queue", async () => {
+    // No CUDA on the test machines: "auto" must show up as the CPU it fell back to.
+    t = await startTestEasel(modelsDir, { EASEL_DEVICE: "auto" });
     const info = text(await run("info", {}));
     expect(info).toMatch(/easel test · device: cpu/);
     expect(info).toMatch(/ldm: tiny/);

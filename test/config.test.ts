@@ -29,6 +29,22 @@ describe("configuration", () => {
     expect(loadConfig({ EASEL_THREADS: "2" }).threads).toBe(2);
   });
 
+  it("lets the CLI run past a malformed bot-only variable, which still stops the bot", () => {
+    const env = { DISCORD_GUILD_ID: "abc", SLACK_PORT: "http", EASEL_MAX_STEPS: "20" };
+    expect(configError(env)).toMatch(/DISCORD_GUILD_ID/);
+    const cli = loadConfig(env, { scope: "cli" });
+    expect(cli.limits.maxSteps).toBe(20);
+    expect(cli.discord.guildId).toBeUndefined();
+    // Variables the CLI reads are still checked for it.
+    expect(() => loadConfig({ EASEL_MAX_STEPS: "0" }, { scope: "cli" })).toThrow(/EASEL_MAX_STEPS/);
+  });
+
+  it("reads EASEL_DEBUG as on or off", () => {
+    expect(loadConfig({}).debug).toBe(false);
+    expect(loadConfig({ EASEL_DEBUG: "1" }).debug).toBe(true);
+    expect(configError({ EASEL_DEBUG: "yes please" })).toMatch(/EASEL_DEBUG/);
+  });
+
   it("treats empty values as unset and splits admin ids", () => {
     const config = loadConfig({ DISCORD_TOKEN: "  ", EASEL_ADMIN_IDS: " 1, 2 ,,3", EASEL_DEVICE: "cpu" });
     expect(config.discord.token).toBeUndefined();

@@ -67,6 +67,29 @@ export function listModelNames(modelsDir: string): string[] {
     .sort();
 }
 
+/**
+ * The model a command or the bot uses when none is named: `configured` (EASEL_MODEL) when it is one of the
+ * folders, else the only folder. Several folders and no EASEL_MODEL is refused rather than guessed, naming the
+ * folders: the CLI and `npm start` follow this one rule.
+ */
+export function chooseDefaultModel(modelsDir: string, configured: string | undefined): string {
+  const names = listModelNames(modelsDir);
+  if (configured !== undefined) {
+    if (names.includes(configured)) return configured;
+    throw new EaselError(
+      "config",
+      `EASEL_MODEL=${configured} is not a model folder in ${modelsDir} (found: ${names.join(", ") || "none"})`,
+    );
+  }
+  if (names.length === 1 && names[0] !== undefined) return names[0];
+  throw new EaselError(
+    "config",
+    names.length === 0
+      ? `no model in ${modelsDir}: run \`easel models make-tiny tiny\` for a test model or \`easel models pull NAME\``
+      : `several models in ${modelsDir} (${names.join(", ")}): set EASEL_MODEL to the one to use by default (or pass --model NAME to the CLI)`,
+  );
+}
+
 function isDirectory(path: string): boolean {
   try {
     return statSync(path).isDirectory();

@@ -20,6 +20,7 @@ import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
 import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
 import { voteRow } from "../../core/presenter.ts";
 import type { JobRelay } from "../../core/relay.ts";
+import { startupFailure } from "../../core/startup.ts";
 import { KeyedThrottle } from "../../core/throttle.ts";
 import { discordCommandData } from "./command-data.ts";
 import { layoutMessage } from "./layout.ts";
@@ -87,15 +88,29 @@ export class DiscordBot {
   }
 
   /** Logs in, waits for READY and registers the commands. */
+  /** Logs in and registers the commands; a refused token or an unreachable Discord is one clear error. */
   async start(): Promise<void> {
-    const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
-    await this.client.login(this.options.token);
-    await ready;
-    const data = discordCommandData();
-    const application = this.client.application;
-    if (!application) throw new Error("Discord did not say which application this bot is");
-    if (this.options.guildId) await application.commands.set(data, this.options.guildId);
-    else await application.commands.set(data);
+    try {
+      const ready = new Promise<void>((resolve) => this.client.once(Events.ClientReady, () => resolve()));
+      await this.client.login(this.options.token);
+      await ready;
+      const data = discordCommandData();
+      const application = this.client.application;
+      if (!application) throw new Error("Discord did not say which application this bot is");
+      if (this.options.guildId) await application.commands.set(data, this.options.guildId);
+      else await application.commands.set(data);
+    } catch (err) {
+      throw startupFailure(
+        err,
+        {
+          service: "Discord",
+          endpoint: this.options.apiBase ?? DEFAULT_DISCORD_API,
+          baseVariable: "DISCORD_API_BASE",
+          tokenVariable: "DISCORD_TOKEN",
+        },
+        discordRefusal,
+      );
+    }
     this.log(
       `easel: Discord ready as ${this.client.user?.tag ?? "?"}; commands registered ${
         this.options.guildId ? `in guild ${this.options.guildId}` : "globally"
@@ -379,4 +394,15 @@ export class DiscordBot {
 
 function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Where discord.js talks to unless DISCORD_API_BASE says otherwise. */
+const DEFAULT_DISCORD_API = "https://discord.com/api";
+
+/** Why Discord refused the token, when that is what `err` says (a 401, or discord.js's TokenInvalid). */
+function discordRefusal(err: unknown): string | undefined {
+  const { code, status } = err as { code?: unknown; status?: unknown };
+  if (code === "TokenInvalid") return "TokenInvalid: Discord does not accept this token";
+  if (status === 401) return "401 Unauthorized";
+  return undefined;
 }

@@ -22,6 +22,7 @@ import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
 import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
 import { presentQueued, voteRow } from "../../core/presenter.ts";
 import type { JobRelay } from "../../core/relay.ts";
+import { startupFailure } from "../../core/startup.ts";
 import { KeyedThrottle } from "../../core/throttle.ts";
 import { toMrkdwn } from "./blocks.ts";
 import { isNotInChannel, type PendingStatus, SlackOutlet, slackErrorCode } from "./outlet.ts";
@@ -191,23 +192,34 @@ export class SlackBot {
   }
 
   /** Checks the bot token (auth.test), then connects (Socket Mode) or listens on SLACK_PORT (HTTP). */
+  /** Checks the bot token and connects; a refused token and an unreachable Slack are told apart. */
   async start(): Promise<void> {
+    const where = {
+      service: "Slack",
+      endpoint: this.options.apiUrl ?? DEFAULT_SLACK_API,
+      baseVariable: "SLACK_API_URL",
+    };
     try {
       await this.app.init();
     } catch (err) {
-      throw new EaselError("config", `Slack refused SLACK_BOT_TOKEN (${describe(err)})`, { cause: err });
+      throw startupFailure(err, { ...where, tokenVariable: "SLACK_BOT_TOKEN" }, slackRefusal);
     }
-    try {
-      if (this.mode === "socket") await this.app.start();
-      else await (this.receiver as HTTPReceiver).start(this.options.port);
-    } catch (err) {
-      throw new EaselError(
-        "config",
-        this.mode === "socket"
-          ? `Slack Socket Mode did not connect: SLACK_APP_TOKEN was refused or Slack is unreachable (${describe(err)})`
-          : `Slack HTTP mode could not listen on SLACK_PORT=${this.options.port} (${describe(err)})`,
-        { cause: err },
-      );
+    if (this.mode === "socket") {
+      try {
+        await this.app.start();
+      } catch (err) {
+        throw startupFailure(err, { ...where, tokenVariable: "SLACK_APP_TOKEN" }, slackRefusal);
+      }
+    } else {
+      try {
+        await (this.receiver as HTTPReceiver).start(this.options.port);
+      } catch (err) {
+        throw new EaselError(
+          "config",
+          `Slack HTTP mode could not listen on SLACK_PORT=${this.options.port} (${describe(err)})`,
+          { cause: err },
+        );
+      }
     }
     this.log(
       this.mode === "socket"
@@ -622,4 +634,24 @@ function describe(err: unknown): string {
   const code = slackErrorCode(err);
   if (code) return code;
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
+/** Where the Web API is unless SLACK_API_URL says otherwise. */
+const DEFAULT_SLACK_API = "https://slack.com/api/";
+
+/** Slack's answers that mean "this token is not accepted" (as opposed to a network failure). */
+const TOKEN_REFUSALS = new Set([
+  "invalid_auth",
+  "not_authed",
+  "account_inactive",
+  "token_revoked",
+  "token_expired",
+  "not_allowed_token_type",
+  "missing_scope",
+]);
+
+/** Slack's error code when it refused the token; undefined for anything else. */
+function slackRefusal(err: unknown): string | undefined {
+  const code = slackErrorCode(err);
+  return code !== undefined && TOKEN_REFUSALS.has(code) ? code : undefined;
 }
