@@ -9,7 +9,13 @@ import type { Job } from "../src/core/job.ts";
 import { BOT_MESSAGES } from "../src/core/messages.ts";
 import { presentDone } from "../src/core/presenter.ts";
 import { SLACK_EVENTS_PATH } from "../src/platforms/slack/slack-bot.ts";
-import { startTestEasel, type TestEasel, TOKENIZER_DIR, tinyModelsDir } from "./easel-harness.ts";
+import {
+  startTestEasel,
+  type TestEasel,
+  TOKENIZER_DIR,
+  tinyAndSlowModelsDir,
+  tinyModelsDir,
+} from "./easel-harness.ts";
 import {
   FakeSlack,
   type FakeSlackMessage,
@@ -54,7 +60,7 @@ let fake: FakeSlack | undefined;
 let t: TestEasel | undefined;
 
 beforeAll(async () => {
-  modelsDir = await tinyModelsDir();
+  modelsDir = await tinyAndSlowModelsDir();
 });
 afterAll(async () => {
   await rm(modelsDir, { recursive: true, force: true });
@@ -77,6 +83,7 @@ async function startSocket(env: Record<string, string> = {}, dir = modelsDir): P
       SLACK_APP_TOKEN: f.appToken,
       SLACK_API_URL: f.apiUrl,
       EASEL_ADMIN_IDS: CAROL,
+      EASEL_MODEL: "tiny",
       ...env,
     },
     process.env.SLACK_TEST_LOG ? { log: (line) => console.log(line) } : {},
@@ -230,7 +237,8 @@ describe("Slack in Socket Mode", () => {
 
   it("cancels a queued job from its status message's button and a running one with `/imagine cancel ID`", async () => {
     const f = await startSocket();
-    const slow = (await slash(f, "a slow one --size 64x64 --steps 150")).job as Job;
+    // The bench-sized model at 512² takes tens of milliseconds a step: still rendering when the cancel comes.
+    const slow = (await slash(f, "a slow one --model slow --steps 150")).job as Job;
     const waiting = (await slash(f, "a second one --size 64x64 --steps 4")).job as Job;
     await expect.poll(() => easel().easel.store.jobs.getJob(slow.id)?.state).toBe("running");
     await expect.poll(() => actionIds(statusMessage(f, waiting.id).blocks)).toContain(`x:${waiting.id}`);
@@ -360,7 +368,7 @@ describe("Slack across a restart", () => {
     const dir = await mkdtemp(join(tmpdir(), "easel-models-"));
     await writeTinyModel(join(dir, "bench"), TINY_MODEL_VARIANTS.bench, TOKENIZER_DIR);
     try {
-      const f = await startSocket({}, dir);
+      const f = await startSocket({ EASEL_MODEL: "bench" }, dir);
       const { job } = await slash(f, "a lighthouse in a storm --size 512x512 --steps 30");
       const jobId = (job as Job).id;
       const engine = easel().easel.engine;
@@ -411,6 +419,7 @@ describe("Slack over HTTP", () => {
     fake = f;
     const port = await freePort();
     t = await startTestEasel(modelsDir, {
+      EASEL_MODEL: "tiny",
       SLACK_BOT_TOKEN: f.botToken,
       SLACK_SIGNING_SECRET: f.signingSecret,
       SLACK_API_URL: f.apiUrl,
