@@ -297,7 +297,8 @@ describe("buttons", () => {
     expect(tokens).toEqual({ tokens: 7, cut: 0 });
     const text = explainJob(job.job, tokens, 3);
     expect(text).toMatch(/7 CLIP tokens/);
-    expect(text).toMatch(/8×8×4 latent noise; 2 dpmpp_2m_karras steps/);
+    // The model's own scheduler (PNDM, as SD 1.5's): the default model is loaded before easel starts.
+    expect(text).toMatch(/8×8×4 latent noise; 2 pndm steps/);
     expect(text).toMatch(/64×64 pixels/);
     expect(text).toMatch(/3 points/);
   });

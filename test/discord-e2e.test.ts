@@ -108,7 +108,7 @@ describe("easel on Discord", () => {
     expect(done.content).toMatch(/your image is ready/);
     expect(field(done, "Seed")).toBe("42");
     expect(field(done, "Steps")).toBe("6");
-    expect(field(done, "Size")).toBe("640×448"); // 3:2 at about 512² pixels
+    expect(field(done, "Size")).toBe("576×384 (3:2)"); // exactly 3:2, near 512² pixels
     expect(field(done, "Model")).toBe("tiny (ldm)");
     expect(field(done, "Requested by")).toBe(`<@${f.interaction(h).user.id}>`);
     expect(field(done, "Prompt to rerun")).toContain("--seed 42");
@@ -270,7 +270,8 @@ describe("easel on Discord", () => {
     const reply = await f.waitForOriginalMessage(m, (x) => /How it was made/.test(x.content), 10_000);
     expect(reply.content).toMatch(/7 CLIP tokens/);
     expect(reply.content).toMatch(/16×16×4 latent/);
-    expect(reply.content).toMatch(/8 dpmpp_2m_karras steps/);
+    // The model's own scheduler (PNDM, as SD 1.5's): its defaults are known from the first job on.
+    expect(reply.content).toMatch(/8 pndm steps/);
     expect(reply.flags & 64).toBe(64);
     expect(reply.attachments[0]?.filename).toMatch(/denoising\.gif$/);
     const gif = f.attachmentBytes(reply.id, 0);

@@ -137,6 +137,39 @@ describe("txt2img on a tiny SD 1.x model", () => {
     expect([previews[0]?.width, previews[0]?.height, previews[0]?.data.length]).toEqual([8, 8, 8 * 8 * 3]);
   });
 
+  it("counts PNDM's progress in the steps asked for, though PLMS makes one more UNet call", async () => {
+    const m = await model("sd1");
+    const reports: { step: number; total: number; previews: number }[] = [];
+    const params = { ...BASE, scheduler: "pndm", steps: 6, previewEvery: 2 } as const;
+    const result = await generate(m, params, {
+      onProgress: (p) => reports.push({ step: p.step, total: p.total, previews: p.previews?.length ?? 0 }),
+    });
+    expect(reports.map((r) => r.step)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(new Set(reports.map((r) => r.total))).toEqual(new Set([6]));
+    expect(reports.filter((r) => r.previews > 0).map((r) => r.step)).toEqual([2, 4]);
+    expect([result.steps, result.denoisingSteps, result.unetCalls]).toEqual([6, 6, 7]);
+    // Progress hooks only observe: the same call without them gives the same pixels.
+    expect(same(pixels(result), pixels(await generate(m, params)))).toBe(true);
+
+    const init = {
+      image: { width: 64, height: 64, data: new Uint8Array(64 * 64 * 3).fill(90) },
+      strength: 0.6,
+    };
+    const seen: number[] = [];
+    const img2img = await generate(
+      await model("sd1-optimum"),
+      { ...params, steps: 10, init },
+      { onProgress: (p) => seen.push(p.total === 6 ? p.step : -p.total) },
+    );
+    expect(seen).toEqual([1, 2, 3, 4, 5, 6]);
+    expect([img2img.denoisingSteps, img2img.unetCalls]).toEqual([6, 7]);
+  });
+
+  it("makes one UNet call per step for the other schedulers", async () => {
+    const result = await generate(await model("sd1"), { ...BASE, scheduler: "ddim", steps: 5 });
+    expect([result.denoisingSteps, result.unetCalls]).toEqual([5, 5]);
+  });
+
   it("stops between UNet calls when cancelled", async () => {
     const controller = new AbortController();
     let seen = 0;

@@ -1,9 +1,19 @@
 import { describe, expect, it } from "vitest";
 import { encodeButtonId, parseButtonId } from "../src/core/buttons.ts";
 import type { StoredImage } from "../src/core/engine.ts";
+import { explainJob } from "../src/core/explain.ts";
 import type { Job } from "../src/core/job.ts";
-import { cut, presentDone, presentFailed, presentQueued } from "../src/core/presenter.ts";
+import { MESSAGES, plural } from "../src/core/messages.ts";
+import {
+  cut,
+  presentArenaReveal,
+  presentContestResult,
+  presentDone,
+  presentFailed,
+  presentQueued,
+} from "../src/core/presenter.ts";
 import { parsePromptFlags } from "../src/core/prompt-flags.ts";
+import type { Ballot } from "../src/core/voting.ts";
 
 const job: Job = {
   id: "ab12cd34ef",
@@ -42,7 +52,7 @@ describe("presenter", () => {
     const m = presentDone(job, images, ["prompt cut: 3 tokens"], 12_000);
     const field = (name: string) => m.fields.find((f) => f.name === name)?.value;
     expect(field("Seed")).toBe("1: 42 · 2: 43 · 3: 44 · 4: 45");
-    expect(field("Size")).toBe("768×512");
+    expect(field("Size")).toBe("768×512 (3:2)");
     expect(field("Negative prompt")).toBe("blurry");
     expect(field("Notes")).toContain("3 tokens");
     const rerun = (field("Prompt to rerun") ?? "").replaceAll("`", "");
@@ -91,6 +101,70 @@ describe("presenter", () => {
     const failed = presentFailed(job, "Rejected by the provider's safety system.");
     expect(failed.tone).toBe("error");
     expect(failed.content).toContain("safety system");
+  });
+});
+
+describe("singular and plural", () => {
+  const one = { ...job, request: { ...job.request, steps: 1, count: 1 } };
+  const ballot: Ballot = {
+    id: job.id,
+    kind: "contest",
+    platform: "discord",
+    workspaceId: "g",
+    channelId: "c",
+    ownerId: "123",
+    choices: 2,
+    createdAt: 0,
+    winner: 1,
+  };
+
+  it("counts with the noun in the right number", () => {
+    expect(plural(1, "step")).toBe("1 step");
+    expect(plural(0, "step")).toBe("0 steps");
+    expect(plural(2, "step")).toBe("2 steps");
+    expect(plural(1, "match", "matches")).toBe("1 match");
+    expect(plural(3, "match", "matches")).toBe("3 matches");
+  });
+
+  it("says 1 job, 1 image, 1 vote and 1 step in what members read", () => {
+    expect(MESSAGES.queueFull(1)).toContain("(1 job)");
+    expect(MESSAGES.userLimit(1)).toContain("1 job waiting");
+    expect(MESSAGES.workspaceLimit(1)).toContain("1 job waiting");
+    expect(MESSAGES.workspaceLimit(3)).toContain("3 jobs waiting");
+    expect(MESSAGES.openAiCapAboveOperator("cap", 2, 1, "V")).toContain("limit of 1 OpenAI image (V)");
+    const daily = { scope: "member", setBy: "operator", cap: 1, asked: 1 } as const;
+    expect(MESSAGES.openAiDailyLimit({ ...daily, used: 1 })).toContain("used the 1 OpenAI image for today");
+    expect(MESSAGES.openAiDailyLimit({ ...daily, cap: 2, used: 1, asked: 2 })).toContain(
+      "1 OpenAI image left",
+    );
+    const won = presentContestResult(job, ballot, { counts: [1, 0], lastVoteAt: [1, undefined], total: 1 });
+    expect(won.content).toMatch(/wins with 1 of 1 vote\.$/);
+    const reveal = presentArenaReveal(
+      { id: "m", prompt: "p", jobA: "a", jobB: "b", modelA: "ldm:x", modelB: "ldm:y" },
+      ballot,
+      [1, 0],
+      [undefined, undefined],
+      [undefined, undefined],
+      1000,
+    );
+    expect(reveal.fields.map((f) => f.value.split(" · ")[1])).toEqual(["1 vote", "0 votes"]);
+    const how = explainJob(one, { tokens: 9, cut: 1 }, 1);
+    expect(how).toContain("1 euler_ancestral step removes it, guided by the prompt");
+    expect(how).toContain("(1 over the limit of 77 was cut)");
+    expect(how).toContain("at 1 point along");
+    expect(how).not.toMatch(/\b1 (steps|points|votes)\b/);
+  });
+
+  it("states the steps an img2img job really runs, floor(steps × strength) as the pipeline does", () => {
+    const img2img = (steps: number, strength: number) =>
+      explainJob(
+        { ...job, request: { ...job.request, steps, init: { imageId: "x", strength } } },
+        undefined,
+        0,
+      );
+    // 10 × 0.65 = 6.5: the pipeline runs 6 (rounding would have said 7).
+    expect(img2img(10, 0.65)).toContain("then 6 of 10 euler_ancestral steps remove the noise");
+    expect(img2img(1, 1)).toContain("then 1 of 1 euler_ancestral step removes the noise");
   });
 });
 

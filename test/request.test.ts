@@ -264,10 +264,11 @@ describe("buildRequest", () => {
     });
 
     it("fits --ar under a lower pixel limit and says so", () => {
+      // 3:2 at 512² is 576×384 (221184 pixels), so the limit must be lower than that to change it.
       const { value, notes } = built("a cat --ar 3:2", {
-        guild: guild({ limits: { maxPixels: 512 * 512 } }),
+        guild: guild({ limits: { maxPixels: 400 * 400 } }),
       });
-      expect(value.width * value.height).toBeLessThanOrEqual(512 * 512);
+      expect(value.width * value.height).toBeLessThanOrEqual(400 * 400);
       expect(value.width / value.height).toBeCloseTo(1.5, 0);
       expect(notes[0]).toContain("--ar 3:2 made");
     });

@@ -1,4 +1,5 @@
 import type { Job } from "./job.ts";
+import { plural } from "./messages.ts";
 
 /**
  * "How it was made": the stages a latent diffusion image goes through, told with the job's own numbers, the
@@ -14,6 +15,7 @@ export interface TokenCount {
   cut: number;
 }
 
+/** "How it was made" for a job: the stages with the job's own numbers, as shown to the member. */
 export function explainJob(job: Job, tokens: TokenCount | undefined, frames: number): string {
   const r = job.request;
   if (r.backend !== "ldm") {
@@ -26,19 +28,20 @@ export function explainJob(job: Job, tokens: TokenCount | undefined, frames: num
   const lw = Math.floor(r.width / 8);
   const lh = Math.floor(r.height / 8);
   const strength = r.init ? r.init.strength : 1;
-  const steps = Math.max(1, Math.round(r.steps * strength));
+  // The steps the pipeline really runs: it takes floor(steps × strength), as diffusers' img2img does.
+  const steps = Math.max(1, Math.floor(r.steps * strength));
   const lines = [
     `**How it was made** (job ${job.id})`,
     `1. Prompt: "${r.prompt.length > 200 ? `${r.prompt.slice(0, 199)}…` : r.prompt}"`,
     tokens
-      ? `2. → ${tokens.tokens} CLIP tokens${tokens.cut > 0 ? ` (${tokens.cut} over the limit of 77 were cut)` : ""}`
+      ? `2. → ${plural(tokens.tokens, "CLIP token")}${tokens.cut > 0 ? ` (${tokens.cut} over the limit of 77 ${tokens.cut === 1 ? "was" : "were"} cut)` : ""}`
       : "2. → CLIP tokens (at most 77)",
     `3. → the text encoder turns them into one embedding vector per token${r.negativePrompt ? ", and the negative prompt into another" : ""}.`,
     r.init
-      ? `4. → the start image is encoded to a ${lw}×${lh}×4 latent and noised to ${Math.round(strength * 100)} %, then ${steps} of ${r.steps} ${r.sampler} steps remove the noise, guided by the prompt (CFG ${r.guidance}).`
-      : `4. → seed ${r.seed} gives ${lw}×${lh}×4 latent noise; ${steps} ${r.sampler} steps remove it, each one guided by the prompt (CFG ${r.guidance}).`,
+      ? `4. → the start image is encoded to a ${lw}×${lh}×4 latent and noised to ${Math.round(strength * 100)} %, then ${steps} of ${plural(r.steps, `${r.sampler} step`)} remove${steps === 1 ? "s" : ""} the noise, guided by the prompt (CFG ${r.guidance}).`
+      : `4. → seed ${r.seed} gives ${lw}×${lh}×4 latent noise; ${plural(steps, `${r.sampler} step`)} remove${steps === 1 ? "s" : ""} it, ${steps === 1 ? "" : "each one "}guided by the prompt (CFG ${r.guidance}).`,
     `5. → the VAE decoder turns the ${lw}×${lh}×4 latent into ${r.width}×${r.height} pixels (8× each side).`,
   ];
-  if (frames > 0) lines.push(`The animation shows the latent at ${frames} points along the way.`);
+  if (frames > 0) lines.push(`The animation shows the latent at ${plural(frames, "point")} along the way.`);
   return lines.join("\n");
 }

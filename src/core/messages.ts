@@ -15,6 +15,11 @@ export function formatDuration(ms: number): string {
   return `about ${Math.round(m / 6) / 10} h`;
 }
 
+/** A count with its noun in the right number: "1 step", "2 steps"; `many` for irregular plurals. */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
 export const MESSAGES = {
   queued: (position: number, etaMs: number) =>
     position <= 1
@@ -25,11 +30,11 @@ export const MESSAGES = {
   starting: "Starting…",
   cancelled: "Cancelled.",
   shuttingDown: "easel is restarting; please try again in a minute.",
-  queueFull: (max: number) => `The queue is full (${max} jobs). Please try again in a few minutes.`,
+  queueFull: (max: number) => `The queue is full (${plural(max, "job")}). Please try again in a few minutes.`,
   userLimit: (max: number) =>
-    `You already have ${max} job${max === 1 ? "" : "s"} waiting or rendering (the limit); wait for one to finish.`,
+    `You already have ${plural(max, "job")} waiting or rendering (the limit); wait for one to finish.`,
   workspaceLimit: (max: number) =>
-    `This server already has ${max} jobs waiting (its limit); please try again soon.`,
+    `This server already has ${plural(max, "job")} waiting (its limit); please try again soon.`,
   backendUnavailable: (backend: string) => `The ${backend} renderer is not configured on this bot.`,
   timedOut: (ms: number) =>
     `Rendering took longer than ${formatDuration(ms).replace("about ", "")}; it was stopped.`,
@@ -48,7 +53,7 @@ export const MESSAGES = {
     `${setting} must be a whole number of images from 0 to ${max} (got ${String(value)})`,
   /** Guild settings: a cap override above the operator's cap (a guild may only lower it). */
   openAiCapAboveOperator: (setting: string, value: number, cap: number, variable: string) =>
-    `${setting} can only lower the operator's daily limit of ${cap} OpenAI image${plural(cap)} (${variable}); got ${value}`,
+    `${setting} can only lower the operator's daily limit of ${plural(cap, "OpenAI image")} (${variable}); got ${value}`,
 } as const;
 
 /** Which daily cap a request would pass, for {@link MESSAGES.openAiDailyLimit}. */
@@ -63,8 +68,6 @@ export interface OpenAiDailyLimit {
   /** Images this job asks for. */
   asked: number;
 }
-
-const plural = (n: number): string => (n === 1 ? "" : "s");
 
 function openAiDailyLimitText({ scope, setBy, cap, used, asked }: OpenAiDailyLimit): string {
   const member = scope === "member";
@@ -82,8 +85,8 @@ function openAiDailyLimitText({ scope, setBy, cap, used, asked }: OpenAiDailyLim
   const subject = member ? "You have" : "This server has";
   const left = Math.max(0, cap - used);
   if (left === 0)
-    return `${subject} used all ${cap} OpenAI image${plural(cap)} for today (${limit}); it resets at 00:00 UTC.`;
-  return `${subject} ${left} OpenAI image${plural(left)} left today of ${cap} (${limit}); this job asks for ${asked}. Ask for fewer images, or wait until 00:00 UTC.`;
+    return `${subject} used ${cap === 1 ? "the 1 OpenAI image" : `all ${cap} OpenAI images`} for today (${limit}); it resets at 00:00 UTC.`;
+  return `${subject} ${plural(left, "OpenAI image")} left today of ${cap} (${limit}); this job asks for ${asked}. Ask for fewer images, or wait until 00:00 UTC.`;
 }
 
 /** What the chat bot says about commands and buttons (both platforms). */

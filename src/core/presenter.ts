@@ -1,8 +1,9 @@
+import { describeSize } from "./aspect.ts";
 import type { BackendProgress } from "./backend.ts";
 import { encodeButtonId } from "./buttons.ts";
 import type { StoredImage } from "./engine.ts";
 import type { Job } from "./job.ts";
-import { formatDuration, MESSAGES } from "./messages.ts";
+import { formatDuration, MESSAGES, plural } from "./messages.ts";
 import { renderCanonicalPrompt } from "./prompt-flags.ts";
 import type { ArenaMatch, Ballot, ModelRating, Tally } from "./voting.ts";
 
@@ -117,7 +118,8 @@ export function presentDone(
     { name: "Sampler", value: r.sampler, inline: true },
     {
       name: "Size",
-      value: `${pictures[0]?.width ?? r.width}×${pictures[0]?.height ?? r.height}`,
+      // The real size and its real ratio: an --ar may have been met only approximately.
+      value: describeSize(pictures[0]?.width ?? r.width, pictures[0]?.height ?? r.height),
       inline: true,
     },
     { name: "Model", value: `${r.model} (${r.backend})`, inline: true },
@@ -221,7 +223,7 @@ export function presentContestResult(job: Job, ballot: Ballot, tally: Tally): Me
   const content =
     won === undefined
       ? `🗳 The vote on ${mention(job)}'s images closed with no votes.`
-      : `🏆 Image ${won} of ${mention(job)} wins with ${tally.counts[won - 1] ?? 0} of ${tally.total} vote${tally.total === 1 ? "" : "s"}.`;
+      : `🏆 Image ${won} of ${mention(job)} wins with ${tally.counts[won - 1] ?? 0} of ${plural(tally.total, "vote")}.`;
   return {
     content,
     title: promptTitle(job),
@@ -267,12 +269,12 @@ export function presentArenaReveal(
     fields: [
       {
         name: "A",
-        value: `${match.modelA} · ${votes[0]} vote${votes[0] === 1 ? "" : "s"} · Elo ${rating(0)}`,
+        value: `${match.modelA} · ${plural(votes[0], "vote")} · Elo ${rating(0)}`,
         inline: false,
       },
       {
         name: "B",
-        value: `${match.modelB} · ${votes[1]} vote${votes[1] === 1 ? "" : "s"} · Elo ${rating(1)}`,
+        value: `${match.modelB} · ${plural(votes[1], "vote")} · Elo ${rating(1)}`,
         inline: false,
       },
     ],

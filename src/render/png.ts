@@ -1,11 +1,14 @@
 import { crc32 } from "node:zlib";
 import sharp from "sharp";
 import { EaselError } from "../core/errors.ts";
+import { escapeControlCharacters } from "../core/parameters.ts";
 
 /**
  * PNG encoding with text metadata. Settings travel inside the image as a `parameters` text chunk in the
  * AUTOMATIC1111 format, so other tools (A1111's PNG Info, ComfyUI, Civitai) read them back. sharp writes no
- * arbitrary text chunks, so the chunk is spliced in after encoding.
+ * arbitrary text chunks, so the chunk is spliced in after encoding, right after IHDR: readers that stop at the
+ * image data (Pillow's `Image.open(f).info` without `.load()`, most PNG Info tools) only see text chunks
+ * that come before the first IDAT, and the PNG spec allows tEXt and iTXt anywhere after IHDR.
  */
 
 /** An RGB image as raw interleaved bytes, the form the pipelines produce. */
@@ -18,7 +21,10 @@ export interface RgbImage {
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-/** Encodes raw RGB as PNG, adding one text chunk per entry of `text` (tEXt when Latin-1, else UTF-8 iTXt). */
+/**
+ * Encodes raw RGB as PNG, adding one text chunk per entry of `text` (tEXt when Latin-1, else UTF-8 iTXt)
+ * before the image data, with control characters escaped (see `escapeControlCharacters`).
+ */
 export async function encodePng(image: RgbImage, text: Record<string, string> = {}): Promise<Buffer> {
   if (image.data.length !== image.width * image.height * 3) {
     throw new EaselError(
@@ -30,7 +36,7 @@ export async function encodePng(image: RgbImage, text: Record<string, string> = 
     .png({ compressionLevel: 6 })
     .toBuffer();
   const chunks = Object.entries(text).map(([keyword, value]) => textChunk(keyword, value));
-  return chunks.length === 0 ? png : insertBeforeIend(png, chunks);
+  return chunks.length === 0 ? png : insertAfterIhdr(png, chunks);
 }
 
 function chunk(type: string, data: Buffer): Buffer {
@@ -49,34 +55,31 @@ function textChunk(keyword: string, value: string): Buffer {
       `PNG text keyword "${keyword}" must be 1–79 printable ASCII characters`,
     );
   }
-  // Latin-1 text without NUL fits tEXt; anything else (emoji, CJK) needs iTXt, as PIL does for A1111.
-  const latin1 = [...value].every((ch) => {
-    const code = ch.codePointAt(0) ?? 0;
-    return code > 0 && code <= 0xff;
-  });
+  // Escaped here too, not only in formatA1111Parameters, so that no caller can write NUL (which tEXt forbids)
+  // or a raw terminal control into a file.
+  const safe = escapeControlCharacters(value);
+  // Latin-1 text fits tEXt; anything else (emoji, CJK) needs iTXt, as PIL does for A1111.
+  const latin1 = [...safe].every((ch) => (ch.codePointAt(0) ?? 0) <= 0xff);
   if (latin1) {
     return chunk(
       "tEXt",
-      Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(value, "latin1")]),
+      Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(safe, "latin1")]),
     );
   }
   // iTXt: keyword, NUL, compression flag 0, method 0, empty language tag NUL, empty translated keyword NUL, UTF-8.
   return chunk(
     "iTXt",
-    Buffer.concat([
-      Buffer.from(keyword, "latin1"),
-      Buffer.from([0, 0, 0, 0, 0]),
-      Buffer.from(value.replaceAll("\0", ""), "utf8"),
-    ]),
+    Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0, 0, 0, 0, 0]), Buffer.from(safe, "utf8")]),
   );
 }
 
-function insertBeforeIend(png: Buffer, chunks: Buffer[]): Buffer {
-  const iend = png.length - 12;
-  if (png.toString("latin1", iend + 4, iend + 8) !== "IEND") {
-    throw new EaselError("invalid_argument", "encoded PNG does not end with IEND");
+function insertAfterIhdr(png: Buffer, chunks: Buffer[]): Buffer {
+  // IHDR is always the first chunk (PNG spec 5.6): 8 bytes of signature, then length, type, data, CRC.
+  const ihdrEnd = 8 + 12 + png.readUInt32BE(8);
+  if (png.toString("latin1", 12, 16) !== "IHDR") {
+    throw new EaselError("invalid_argument", "encoded PNG does not start with IHDR");
   }
-  return Buffer.concat([png.subarray(0, iend), ...chunks, png.subarray(iend)]);
+  return Buffer.concat([png.subarray(0, ihdrEnd), ...chunks, png.subarray(ihdrEnd)]);
 }
 
 /** Reads the tEXt and uncompressed iTXt chunks of a PNG (what `encodePng` writes), keyword → text. */

@@ -37,7 +37,7 @@ export interface GenerateParams {
   previewEvery?: number;
 }
 
-/** Progress after each UNet step; `previews` (one per image, at latent resolution) every `previewEvery` steps. */
+/** Progress after each of the user's steps (`total` of them); `previews` (one per image, at latent resolution) every `previewEvery` steps. */
 export interface GenerateProgress {
   step: number;
   total: number;
@@ -60,8 +60,10 @@ export interface GenerateResult {
   images: { pixels: RgbPixels; seed: number }[];
   scheduler: SchedulerName;
   steps: number;
-  /** UNet steps actually run (img2img runs fewer: steps × strength). */
+  /** Denoising steps actually run, in the user's steps (img2img runs fewer: ⌊steps × strength⌋). */
   denoisingSteps: number;
+  /** UNet calls made per image (PNDM makes one more than its steps: the PLMS warm-up repeat). */
+  unetCalls: number;
   guidance: number;
   width: number;
   height: number;
@@ -386,7 +388,12 @@ export async function generate(
     });
   }
 
-  const total = first.timesteps.length - startIndex;
+  // Progress counts the user's steps, not UNet calls. Schedulers with more timesteps than steps (PNDM's PLMS
+  // repeats one: its second call redoes the first step with the averaged output) have warm-up calls that
+  // complete no step of their own; the first `warmup` calls report nothing, so the reports are 1..total.
+  const unetCalls = first.timesteps.length - startIndex;
+  const warmup = Math.max(0, first.timesteps.length - params.steps);
+  const total = unetCalls - warmup;
   const sample = new Float32Array(batch * latentSize);
   const prediction = new Float32Array(batch * latentSize);
   let denoised: (Float32Array | undefined)[] = new Array(count).fill(undefined);
@@ -431,7 +438,8 @@ export async function generate(
       latents[k] = out.prevSample;
       denoised[k] = out.denoised;
     }
-    const step = i - startIndex + 1;
+    const step = i - startIndex + 1 - warmup;
+    if (step < 1) continue;
     const every = params.previewEvery ?? 0;
     let previews: RgbPixels[] | undefined;
     // The last step needs no preview: the finished image follows at once.
@@ -470,6 +478,7 @@ export async function generate(
     scheduler: first.name,
     steps: params.steps,
     denoisingSteps: total,
+    unetCalls,
     guidance: params.guidance,
     width,
     height,
