@@ -1,6 +1,7 @@
 import { benchDiscordAck } from "./discord-ack.ts";
 import { benchEngine } from "./engine.ts";
 import { report } from "./measure.ts";
+import { benchModeration } from "./moderation.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
@@ -11,6 +12,7 @@ import { benchTokenizer } from "./tokenizer.ts";
 benchTokenizer();
 benchRandn();
 benchScheduler();
+benchModeration();
 await benchPipeline();
 await benchEngine();
 await benchDiscordAck();
