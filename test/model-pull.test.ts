@@ -179,14 +179,25 @@ describe("easel models pull", () => {
     expect(existsSync(part)).toBe(false);
   });
 
-  it("finishes a complete part file when the server answers its Range with 416", async () => {
+  it("finishes a complete part file by its checksum, without asking the hub for it again", async () => {
     const dir = join(modelsDir, "fake-sd", "unet");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "weights.pb.part"), contentOf("unet/weights.pb"));
     const result = await pullModel("fake-sd", options());
-    expect(hub.requests.some((r) => r.status === 416)).toBe(true);
+    expect(hub.requests.filter((r) => r.url.endsWith("/unet/weights.pb"))).toEqual([]);
     expect(hub.bytesServed("fake/sd", "unet/weights.pb")).toBe(0);
     expect(result.files.find((f) => f.path === "unet/weights.pb")).toMatchObject({ resumed: true });
+    expect(readFileSync(join(dir, "weights.pb")).equals(contentOf("unet/weights.pb"))).toBe(true);
+    expect(existsSync(join(dir, "weights.pb.part"))).toBe(false);
+  });
+
+  it("downloads again a part of the full size whose checksum is wrong", async () => {
+    const dir = join(modelsDir, "fake-sd", "unet");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "weights.pb.part"), Buffer.alloc(700_000, 0xff));
+    const result = await pullModel("fake-sd", options());
+    expect(hub.bytesServed("fake/sd", "unet/weights.pb")).toBe(700_000);
+    expect(result.files.find((f) => f.path === "unet/weights.pb")).toMatchObject({ resumed: false });
     expect(readFileSync(join(dir, "weights.pb")).equals(contentOf("unet/weights.pb"))).toBe(true);
   });
 
@@ -303,6 +314,22 @@ describe("easel models pull", () => {
       const last = events.filter((e) => e.file === path).at(-1);
       expect(last).toMatchObject({ received: contentOf(path).length, total: contentOf(path).length });
     }
+    expect(events.at(-1)).toMatchObject({
+      downloaded: total,
+      index: LAYOUT.length - 1,
+      count: LAYOUT.length,
+    });
+  });
+
+  it("counts only bytes that arrive as downloaded, not files checked on disk or the part resumed from", async () => {
+    await pullModel("fake-sd", options());
+    const vae = join(modelsDir, "fake-sd", "vae_decoder", "model.onnx");
+    writeFileSync(`${vae}.part`, readFileSync(vae).subarray(0, 10_000));
+    rmSync(vae);
+    const events: PullProgress[] = [];
+    await pullModel("fake-sd", options({ onProgress: (p) => events.push({ ...p }) }));
+    expect(events.at(-1)?.downloaded).toBe(20_000);
+    expect(events.some((e) => e.file === "unet/weights.pb" && e.stage === "checking")).toBe(true);
   });
 
   it("skips files already present with the right checksum on a second pull", async () => {
@@ -322,6 +349,61 @@ describe("easel models pull", () => {
     expect(hub.requests.filter((r) => r.url.includes("/resolve/")).length - resolvesBefore).toBe(1);
     expect(readFileSync(vae).equals(contentOf("vae_decoder/model.onnx"))).toBe(true);
   });
+});
+
+describe("a hub that does not answer", () => {
+  it("fails within the deadline naming the hub and HF_ENDPOINT when the hub accepts but never answers", async () => {
+    hub.neverAnswer = true;
+    // The deadline itself is pinned with a fake clock in hub-fetch.test.ts; here, that it ends a real pull.
+    const err = await failure(pullModel("fake-sd", options({ timeoutMs: 300 })));
+    expect(err.code).toBe("download_failed");
+    expect(err.message).toContain(`the Hugging Face hub at ${hub.url} did not answer within 0.3 s`);
+    expect(err.message).toContain("the file list");
+    expect(err.message).toContain("HF_ENDPOINT");
+    // The connection was made and the request sent: it is the answer that never came.
+    expect(hub.requests.map((r) => r.status)).toEqual([0]);
+  }, 15_000);
+
+  it("fails when a body stalls on the CDN, keeping the part, and resumes from it", async () => {
+    hub.stallOnce("fake/sd", "unet/weights.pb", 200_000);
+    // 2 s: long enough that a busy machine never stalls a healthy answer that long.
+    const err = await failure(pullModel("fake-sd", options({ timeoutMs: 2000 })));
+    expect(err.code).toBe("download_failed");
+    expect(err.message).toMatch(
+      /^127\.0\.0\.1:\d+ \(where the hub at .* sent the download\) stopped sending for 2 s/,
+    );
+    expect(err.message).toContain("unet/weights.pb after 200000 of 700000 bytes");
+    expect(err.message).toMatch(/rerun .*easel models pull fake-sd.* resume/);
+    const part = join(modelsDir, "fake-sd", "unet", "weights.pb.part");
+    expect(statSync(part).size).toBe(200_000);
+
+    const result = await pullModel("fake-sd", options({ timeoutMs: 2000 }));
+    expect(result.files.find((f) => f.path === "unet/weights.pb")).toMatchObject({ resumed: true });
+    expect(hub.requests.some((r) => r.server === "cdn" && r.range === "bytes=200000-")).toBe(true);
+    expect(readFileSync(join(result.dir, "unet/weights.pb")).equals(contentOf("unet/weights.pb"))).toBe(true);
+  }, 15_000);
+
+  it("does not time out a download that is slow but keeps sending", async () => {
+    // Each chunk of the CDN's bodies comes 40 ms after the last: the whole pull takes longer than a deadline
+    // that counted from the start would allow, but no chunk waits anywhere near the 2 s per-chunk deadline.
+    // (That the clock restarts with each chunk is pinned with a fake clock in hub-fetch.test.ts.)
+    const slow: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      if (!res.body || !String(input).includes("/cdn/")) return res;
+      const reader = res.body.getReader();
+      const body = new ReadableStream<Uint8Array>({
+        async pull(sink) {
+          await new Promise((done) => setTimeout(done, 40));
+          const chunk = await reader.read();
+          if (chunk.done) sink.close();
+          else sink.enqueue(chunk.value);
+        },
+      });
+      return new Response(body, { status: res.status, headers: res.headers });
+    };
+    const result = await pullModel("fake-sd", options({ timeoutMs: 2000, fetch: slow }));
+    expect(result.files).toHaveLength(LAYOUT.length);
+  }, 15_000);
 });
 
 describe("models/known-models.json", () => {

@@ -3,12 +3,17 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 
 /**
- * A local stand-in for the Hugging Face hub, speaking the endpoints `easel models pull` uses:
- * `GET /api/models/{repo}/tree/{revision}?recursive=true` (the tree JSON with git blob oids and LFS sha256
- * oids, paginated with a `Link: rel="next"` header when asked) and `GET /{repo}/resolve/{revision}/{path}`,
- * which serves small files itself and redirects LFS files with a 302 to a separate CDN server (another
- * origin, as on the real hub). Both serve Range requests (206/416). Failures can be injected: a connection
- * dropped after N bytes once, corrupted bytes, a repo that needs a bearer token, a server ignoring Range.
+ * A local stand-in for the Hugging Face hub, speaking the endpoints `easel models pull` calls (the tree through
+ * @huggingface/hub's `listFiles`, `resolve` itself), with the real hub's headers:
+ * - `GET /api/models/{repo}/tree/{revision}?recursive=true&expand=false`: the tree JSON with git blob oids and
+ *   LFS sha256 oids, paginated with an absolute `Link: <…>; rel="next"` header when asked;
+ * - `GET /{repo}/resolve/{revision}/{path}`: small files served by the hub itself (`ETag` the git oid), LFS
+ *   files redirected with a 302 to a separate CDN server (another origin, as on the real hub) with
+ *   `X-Linked-Size`, `X-Linked-Etag` (the sha256) and `X-Repo-Commit`; gated repos answer 401/403 with
+ *   `X-Error-Code: GatedRepo`, `X-Error-Message` and the message as a text body.
+ * Hub and CDN serve Range requests (206 with `Content-Range`, 416). Failures can be injected: a connection
+ * dropped or stalled after N bytes once, corrupted bytes, a server ignoring Range, a hub that accepts
+ * connections and never answers.
  */
 
 /** One file of a fake repo; `lfs` defaults to true for weights (`.onnx`, `.pb`, `.onnx_data`). */
@@ -63,10 +68,12 @@ export class FakeHub {
   readonly requests: FakeHubRequest[] = [];
   /** When true, Range headers are ignored and whole files are sent with 200. */
   ignoreRange = false;
+  /** When true, the hub accepts each request and never answers it (logged with status 0). */
+  neverAnswer = false;
 
   private readonly files = new Map<string, StoredFile>();
   private readonly served = new Map<string, number>();
-  private readonly drops = new Map<string, number>();
+  private readonly drops = new Map<string, { bytes: number; stall: boolean }>();
   private readonly corrupted = new Set<string>();
   private hubServer: Server | undefined;
   private cdnServer: Server | undefined;
@@ -113,9 +120,17 @@ export class FakeHub {
     return this.served.get(key(repo, path)) ?? 0;
   }
 
-  /** The next response with the content of `path` stops after `bytes` bytes and drops the connection. */
+  /**
+   * The next response with more than `bytes` bytes of `path` stops after `bytes` and drops the connection
+   * (a probe such as `Range: bytes=0-0` is not it).
+   */
   dropConnectionOnce(repo: string, path: string, bytes: number): void {
-    this.drops.set(key(repo, path), bytes);
+    this.drops.set(key(repo, path), { bytes, stall: false });
+  }
+
+  /** Like {@link dropConnectionOnce}, but the connection stays open and silent after `bytes`. */
+  stallOnce(repo: string, path: string, bytes: number): void {
+    this.drops.set(key(repo, path), { bytes, stall: true });
   }
 
   /** Serves `path` with one byte flipped (same length) until switched off. */
@@ -191,6 +206,10 @@ export class FakeHub {
   }
 
   private onHub(req: IncomingMessage, res: ServerResponse): void {
+    if (this.neverAnswer) {
+      this.log("hub", req, 0);
+      return;
+    }
     const url = new URL(req.url ?? "/", this.hubBase);
     const tree = /^\/api\/models\/([^/]+\/[^/]+)\/tree\/([^/]+)$/.exec(url.pathname);
     if (tree?.[1] && tree[2]) {
@@ -218,7 +237,9 @@ export class FakeHub {
       });
       return;
     }
-    const entries = this.treeOf(found);
+    // Like the hub: without recursive=true only the top level is listed.
+    const recursive = url.searchParams.get("recursive") === "true";
+    const entries = this.treeOf(found).filter((e) => recursive || !String(e.path).includes("/"));
     const size = found.pageSize ?? entries.length;
     const start = Number(url.searchParams.get("cursor") ?? 0);
     const page = entries.slice(start, start + size);
@@ -243,12 +264,14 @@ export class FakeHub {
       const auth = req.headers.authorization;
       if (auth !== `Bearer ${found.token}`) {
         const status = auth === undefined ? 401 : 403;
-        this.reply("hub", req, res, status, "", {
+        const message =
+          status === 401
+            ? `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it. Please log in.`
+            : `Access to model ${repo} is restricted and you are not in the authorized list. Visit https://huggingface.co/${repo} to ask for access.`;
+        this.reply("hub", req, res, status, message, {
+          "content-type": "text/plain; charset=utf-8",
           "x-error-code": "GatedRepo",
-          "x-error-message":
-            status === 401
-              ? `Access to model ${repo} is restricted. You must have access to it and be authenticated to access it. Please log in.`
-              : `Access to model ${repo} is restricted and you are not in the authorized list. Visit https://huggingface.co/${repo} to ask for access.`,
+          "x-error-message": message,
         });
         return;
       }
@@ -261,10 +284,16 @@ export class FakeHub {
     if (file.lfs) {
       // Like the hub: LFS content comes from a pre-signed CDN URL on another origin.
       const location = `${this.cdnBase}/cdn/${encodeURIComponent(repo)}/${file.sha256}?X-Amz-Signature=fake`;
-      this.reply("hub", req, res, 302, "", { location, "x-linked-size": String(file.content.length) });
+      this.reply("hub", req, res, 302, "", {
+        location,
+        "x-linked-size": String(file.content.length),
+        "x-linked-etag": `"${file.sha256}"`,
+        "x-repo-commit": commitOf(found),
+        etag: `"${file.gitOid}"`,
+      });
       return;
     }
-    this.sendContent("hub", req, res, file);
+    this.sendContent("hub", req, res, file, { "x-repo-commit": commitOf(found) });
   }
 
   private onCdn(req: IncomingMessage, res: ServerResponse): void {
@@ -285,6 +314,7 @@ export class FakeHub {
     req: IncomingMessage,
     res: ServerResponse,
     file: StoredFile,
+    extra: Record<string, string> = {},
   ): void {
     const id = key(file.repo.repo, file.path);
     let content = file.content;
@@ -299,6 +329,7 @@ export class FakeHub {
       "content-type": "application/octet-stream",
       "accept-ranges": "bytes",
       etag: `"${file.lfs ? file.sha256 : file.gitOid}"`,
+      ...extra,
     };
     const range = /^bytes=(\d+)-(\d*)$/.exec(req.headers.range ?? "");
     if (range?.[1] !== undefined && !this.ignoreRange) {
@@ -315,12 +346,15 @@ export class FakeHub {
     this.log(server, req, status);
     res.writeHead(status, { ...headers, "content-length": content.length });
     const drop = this.drops.get(id);
-    if (drop !== undefined) {
+    if (drop !== undefined && drop.bytes < content.length) {
       this.drops.delete(id);
-      const sent = content.subarray(0, Math.min(drop, content.length));
+      const sent = content.subarray(0, drop.bytes);
       this.count(id, sent.length);
-      // Headers promise the whole length; cutting the socket after part of it is a dropped connection.
-      res.write(sent, () => res.socket?.destroy());
+      // Headers promise the whole length; cutting the socket after part of it is a dropped connection, and
+      // sending nothing more on it is a stalled one.
+      res.write(sent, () => {
+        if (!drop.stall) res.socket?.destroy();
+      });
       return;
     }
     this.count(id, content.length);
@@ -333,6 +367,10 @@ export class FakeHub {
 }
 
 const key = (repo: string, path: string) => `${repo}\n${path}`;
+
+/** The commit a fake revision resolves to, as the hub's `X-Repo-Commit` header names it. */
+const commitOf = (repo: FakeHubRepo) =>
+  createHash("sha1").update(`${repo.repo}@${repo.revision}`).digest("hex");
 
 function listen(server: Server): Promise<string> {
   return new Promise((done, fail) => {
