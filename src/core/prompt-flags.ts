@@ -144,7 +144,7 @@ export const FLAG_FIELDS: Readonly<Record<FlagName, keyof PromptFlags>> = {
 const FLAG_ALIASES: Readonly<Record<string, FlagName>> = { aspect: "ar" };
 
 /** Alternative sampler spellings (A1111, diffusers and Midjourney-bot habits), keyed by their compact form. */
-const SAMPLER_ALIASES: Readonly<Record<string, SamplerName>> = {
+export const SAMPLER_ALIASES: Readonly<Record<string, SamplerName>> = {
   eulera: "euler_ancestral",
   eulerancestral: "euler_ancestral",
   eulerancestraldiscrete: "euler_ancestral",

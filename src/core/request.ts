@@ -92,6 +92,8 @@ export interface RequestInput {
   /** The stored image to start from (variations, upscales, img2img). */
   init?: { imageId: string };
   parent?: Lineage;
+  /** How messages name `options` where their source is not a slash command (the CLI says "--cfg"). */
+  optionLabel?: (field: keyof PromptFlags) => string;
 }
 
 /** What the server has and where the request was made: everything buildRequest merges and checks against. */
@@ -140,7 +142,7 @@ const OPTION_LABELS: Readonly<Record<keyof PromptFlags, string>> = {
   strength: "strength",
 };
 
-const optionLabel = (field: keyof PromptFlags): string => `the ${OPTION_LABELS[field]} option`;
+const commandOptionLabel = (field: keyof PromptFlags): string => `the ${OPTION_LABELS[field]} option`;
 
 const moderationCache = new WeakMap<GuildSettings, Parsed<ModerationRules>>();
 
@@ -222,6 +224,7 @@ export function buildRequest(input: RequestInput, context: RequestContext): Buil
   const config = context.defaults ?? DEFAULT_REQUEST_DEFAULTS;
   const { guild, channel } = context;
   const limits = effectiveLimits(context.limits, guild?.limits, channel?.limits);
+  const optionLabel = input.optionLabel ?? commandOptionLabel;
 
   // 1. What the user asked for: command options beat prompt flags.
   const parsed = parsePromptFlags(typeof input.prompt === "string" ? input.prompt : "", limits);
