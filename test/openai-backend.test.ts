@@ -456,11 +456,14 @@ describe("OpenAI backend: start-up check", () => {
     expect(check.warnings.join("\n")).toContain("shuts down on 2027-01-01");
   });
 
-  it("only warns when the server cannot be reached", async () => {
+  it("only warns when the server cannot be reached, saying so apart from a refused key", async () => {
     const { backend } = setup({ baseUrl: "http://127.0.0.1:1/v1", maxRetries: 0 });
     const check = await backend.verify();
     expect(check.warnings).toHaveLength(1);
-    expect(check.warnings[0]).toContain("could not be checked");
+    expect(check.warnings[0]).toMatch(
+      /^cannot reach OpenAI at 127\.0\.0\.1:1: .+ \(check the network, or OPENAI_BASE_URL\)/,
+    );
+    expect(check.warnings[0]).not.toContain("OPENAI_API_KEY");
   });
 
   it("refuses settings that cannot work, naming the variable", () => {
@@ -596,7 +599,7 @@ describe("OpenAI backend: rate, caps and cost", () => {
     // An override above the operator's cap (saved before the operator lowered it) counts as the operator's.
     await backend.generate(request(), context());
     expect(backend.checkQuota(request(), { openaiDailyImagesPerUser: 50 })).toContain(
-      "used all 1 OpenAI image for today (the daily limit per member)",
+      "used the 1 OpenAI image for today (the daily limit per member)",
     );
   });
 

@@ -1,5 +1,4 @@
 import { EventEmitter } from "node:events";
-import PQueue from "p-queue";
 import type {
   BackendImage,
   BackendProgress,
@@ -9,7 +8,7 @@ import type {
   ImageRequest,
 } from "./backend.ts";
 import { EaselError, isEaselError, TRANSIENT_ERROR_CODES } from "./errors.ts";
-import { FairQueue } from "./fair-queue.ts";
+import { FairQueue, type QueuedEntry } from "./fair-queue.ts";
 import type { Job, JobState } from "./job.ts";
 import { MESSAGES } from "./messages.ts";
 import type { BackendName, GenerationRequest } from "./request.ts";
@@ -17,9 +16,14 @@ import { DEFAULT_LIMITS } from "./settings.ts";
 
 /**
  * The job engine: takes validated requests, keeps them durable in the store before anyone is told "queued",
- * starts them fairly (FairQueue, one p-queue per backend for concurrency and rate), reports position, ETA and
- * progress as events, retries transient failures up to a cap, and after a restart resumes every job exactly
- * where the store says it was. Platforms listen to the events and call `delivered` once a result is posted.
+ * starts them fairly (FairQueue), reports position, ETA and progress as events, retries transient failures up
+ * to a cap, and after a restart resumes every job exactly where the store says it was. Platforms listen to the
+ * events and call `delivered` once a result is posted.
+ *
+ * Admission is the engine's alone: a job leaves its backend's fair queue only when the backend can start it
+ * now, within both its concurrency and its rate cap (a sliding window of recent starts). So every unfinished
+ * job is either waiting (counted, with a place and an ETA, cancellable at once) or running (counted, cancelled
+ * through its signal); nothing holds a job where neither the limits nor `/queue` can see it.
  */
 
 /** A stored image of a job. */
@@ -88,6 +92,12 @@ export const DEFAULT_ENGINE_LIMITS: Readonly<EngineLimits> = {
   maxAttempts: 3,
 };
 
+/**
+ * How long stop() waits, after the grace, for aborted renders to settle. A backend that has not stopped by then
+ * is left behind: its job stays `running` in the store, which the next start recovers like a crash.
+ */
+export const STOP_ABORT_WAIT_MS = 5_000;
+
 export const DEFAULT_BACKEND_LIMITS: Record<BackendName, BackendLimits> = {
   ldm: { concurrency: 1, timeoutMs: 10 * 60_000, msPerUnit: 150 },
   openai: { concurrency: 4, intervalCap: 5, intervalMs: 60_000, timeoutMs: 3 * 60_000, msPerUnit: 15_000 },
@@ -133,17 +143,26 @@ interface Running {
   startedAt: number;
   cancelled: boolean;
   shutdown: boolean;
+  /** stop() gave up waiting for it: it must not touch the store (which may be closed) when it settles. */
+  abandoned: boolean;
+  /** The render's timeout (cleared when it settles or is abandoned). */
+  timeout: NodeJS.Timeout | undefined;
+  /** Resolves when the render has settled, success or not. */
+  settled: Promise<void>;
 }
 
 interface Lane {
   name: BackendName;
   backend: ImageBackend;
   limits: BackendLimits;
-  pq: PQueue;
+  /** Jobs waiting to start, in fair order. */
   fair: FairQueue;
+  /** Jobs the backend is working on: the concurrency count. A slot frees only when the backend returned. */
   running: Map<string, Running>;
-  /** Jobs handed to p-queue and not finished (p-queue's own count lags behind our `finally`). */
-  inFlight: number;
+  /** When recent jobs started, oldest first, pruned to the rate cap's window (empty without a cap). */
+  starts: number[];
+  /** Pumps again when the window frees a start; set only while a job waits for one, cleared on stop. */
+  rateTimer: NodeJS.Timeout | undefined;
   /** Moving average of milliseconds per cost unit. */
   msPerUnit: number;
 }
@@ -172,20 +191,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.now = options.now ?? Date.now;
     for (const [name, backend] of Object.entries(options.backends) as [BackendName, ImageBackend][]) {
       const limits = { ...DEFAULT_BACKEND_LIMITS[name], ...options.backendLimits?.[name] };
-      const pq = new PQueue({
-        concurrency: limits.concurrency,
-        ...(limits.intervalCap && limits.intervalMs
-          ? { intervalCap: limits.intervalCap, interval: limits.intervalMs }
-          : {}),
-      });
       this.lanes.set(name, {
         name,
         backend,
         limits,
-        pq,
         fair: new FairQueue(),
         running: new Map(),
-        inFlight: 0,
+        starts: [],
+        rateTimer: undefined,
         msPerUnit: limits.msPerUnit,
       });
     }
@@ -232,14 +245,14 @@ export class Engine extends EventEmitter<EngineEvents> {
     request: GenerationRequest,
     options: { maxQueuedPerUser?: number } = {},
   ): SubmitResult {
+    // A redelivered platform event (the same interaction twice) gets the job it already made, not a refusal.
+    const existing = this.resubmitted(eventId);
+    if (existing) return existing;
     if (!this.accepting) return { ok: false, code: "shutting_down", message: MESSAGES.shuttingDown };
     const lane = this.lanes.get(request.backend);
     if (!lane) {
       return { ok: false, code: "not_supported", message: MESSAGES.backendUnavailable(request.backend) };
     }
-    // A redelivered platform event (the same interaction twice) gets the job it already made, not a refusal.
-    const existing = this.store.findJobByEvent(eventId);
-    if (existing) return this.accepted(existing, true);
     // A guild or channel may set a lower per-member limit than the engine's (never a higher one).
     const refusal = this.checkLimits(
       request,
@@ -252,6 +265,16 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.publishPositions(job.id);
     this.pump(lane);
     return this.accepted(this.store.getJob(job.id) ?? job, false);
+  }
+
+  /**
+   * The job an earlier delivery of this platform event made, as a duplicate submit answers it; undefined for a
+   * new event. Callers that refuse requests before `submit` (quotas, settings) ask this first, so a redelivered
+   * event is never refused over the very job it made.
+   */
+  resubmitted(eventId: string): Extract<SubmitResult, { ok: true }> | undefined {
+    const existing = this.store.findJobByEvent(eventId);
+    return existing ? this.accepted(existing, true) : undefined;
   }
 
   /**
@@ -323,28 +346,35 @@ export class Engine extends EventEmitter<EngineEvents> {
 
   /**
    * Stops taking work, lets running jobs finish for up to `graceMs`, then aborts them and puts them back in
-   * the queue (state queued) so the next start runs them. Waiting jobs stay queued in the store.
+   * the queue (state queued) so the next start runs them. Waiting jobs stay queued in the store. Returns within
+   * `graceMs` + STOP_ABORT_WAIT_MS whatever the backends do: one that ignores its abort is left behind.
    */
   async stop(graceMs: number): Promise<void> {
     this.accepting = false;
-    for (const lane of this.lanes.values()) lane.pq.pause();
-    const running = [...this.lanes.values()].flatMap((lane) => [...lane.running.values()]);
-    const idle = Promise.all([...this.lanes.values()].map((lane) => lane.pq.onIdle()));
-    let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<"expired">((resolve) => {
-      timer = setTimeout(() => resolve("expired"), graceMs);
-    });
-    if ((await Promise.race([idle, expired])) === "expired") {
-      for (const r of running) {
-        r.shutdown = true;
-        r.controller.abort(new EaselError("shutting_down", MESSAGES.shuttingDown));
-      }
-      await idle;
+    for (const lane of this.lanes.values()) {
+      clearTimeout(lane.rateTimer);
+      lane.rateTimer = undefined;
     }
-    clearTimeout(timer);
+    const running = [...this.lanes.values()].flatMap((lane) => [...lane.running.values()]);
+    if (running.length === 0) return;
+    const settled = Promise.all(running.map((r) => r.settled));
+    if (await within(settled, graceMs)) return;
+    for (const r of running) {
+      r.shutdown = true;
+      r.controller.abort(new EaselError("shutting_down", MESSAGES.shuttingDown));
+    }
+    if (await within(settled, STOP_ABORT_WAIT_MS)) return;
+    for (const lane of this.lanes.values()) {
+      for (const r of lane.running.values()) {
+        // Its job stays `running` in the store: the next start retries it, as after a crash.
+        r.abandoned = true;
+        clearTimeout(r.timeout);
+      }
+      lane.running.clear();
+    }
   }
 
-  private accepted(job: Job, duplicate: boolean): SubmitResult {
+  private accepted(job: Job, duplicate: boolean): Extract<SubmitResult, { ok: true }> {
     const place = this.positionOf(job.id);
     return { ok: true, job, duplicate, position: place?.position ?? 0, etaMs: place?.etaMs ?? 0 };
   }
@@ -401,43 +431,75 @@ export class Engine extends EventEmitter<EngineEvents> {
     }
   }
 
-  /** Starts jobs while the backend has free slots, in fair order. */
+  /**
+   * Starts jobs, in fair order, while the backend can take one now: a free concurrency slot and a free start in
+   * the rate window. A job that waits only for the window gets a timer that pumps again when a start frees.
+   */
   private pump(lane: Lane): void {
     if (!this.accepting) return;
-    // Only as many jobs leave the fair queue as the backend can start: the order stays ours, not p-queue's.
-    while (lane.inFlight < lane.limits.concurrency) {
-      const entry = lane.fair.shift();
-      if (!entry) break;
+    while (lane.running.size < lane.limits.concurrency && lane.fair.size > 0) {
+      const waitMs = this.rateWaitMs(lane, this.now());
+      if (waitMs > 0) {
+        this.armRateTimer(lane, waitMs);
+        break;
+      }
+      const entry = lane.fair.shift() as QueuedEntry;
       const job = this.queued.get(entry.jobId);
       this.queued.delete(entry.jobId);
       this.lastPosition.delete(entry.jobId);
-      if (!job) continue;
-      lane.inFlight++;
-      void lane.pq.add(async () => {
-        try {
-          await this.run(lane, job);
-        } finally {
-          // The slot is free only now, after the backend really returned.
-          lane.inFlight--;
-          this.pump(lane);
-        }
-      });
+      if (job) this.begin(lane, job);
     }
     this.publishPositions();
   }
 
-  private async run(lane: Lane, queuedJob: Job): Promise<void> {
+  /** Milliseconds until the rate cap allows another start (0: now). */
+  private rateWaitMs(lane: Lane, now: number): number {
+    const cap = rateCap(lane.limits);
+    if (!cap) return 0;
+    const starts = windowStarts(lane, cap, now);
+    if (starts.length < cap.starts) return 0;
+    // The window holds exactly `cap.starts` starts (no more are ever admitted): the oldest leaving frees one.
+    return (starts[0] as number) + cap.windowMs - now;
+  }
+
+  private armRateTimer(lane: Lane, waitMs: number): void {
+    clearTimeout(lane.rateTimer);
+    lane.rateTimer = setTimeout(() => {
+      lane.rateTimer = undefined;
+      this.pump(lane);
+    }, waitMs);
+  }
+
+  /** Moves a job to running and hands it to the backend (synchronously: the slot is taken at once). */
+  private begin(lane: Lane, queuedJob: Job): void {
     const startedAt = this.now();
     const job = this.store.transition(queuedJob.id, "running", ["queued"], {
       attempts: queuedJob.attempts + 1,
       startedAt,
     });
-    if (!job) return; // cancelled meanwhile
-    const controller = new AbortController();
-    const running: Running = { job, controller, startedAt, cancelled: false, shutdown: false };
+    if (!job) return; // no longer queued in the store: nothing started, no slot or start used
+    if (rateCap(lane.limits)) lane.starts.push(startedAt);
+    const running: Running = {
+      job,
+      controller: new AbortController(),
+      startedAt,
+      cancelled: false,
+      shutdown: false,
+      abandoned: false,
+      timeout: undefined,
+      settled: Promise.resolve(),
+    };
     lane.running.set(job.id, running);
     this.emit("started", { job });
-    const timeout = setTimeout(
+    const rendering = this.render(lane, running);
+    // stop() waits on `settled`, which never rejects; `rendering` itself stays unhandled on purpose, so a store
+    // failure while recording the outcome surfaces (and crashes, for recovery from the store) as it always did.
+    running.settled = new Promise((resolve) => void rendering.finally(resolve));
+  }
+
+  private async render(lane: Lane, running: Running): Promise<void> {
+    const { job, controller, startedAt } = running;
+    running.timeout = setTimeout(
       () => controller.abort(new EaselError("timeout", MESSAGES.timedOut(lane.limits.timeoutMs))),
       lane.limits.timeoutMs,
     );
@@ -448,6 +510,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         loadImage: (id, as) => this.loadImage(id, as),
       });
       if (controller.signal.aborted) throw controller.signal.reason;
+      if (running.abandoned) return;
       const encoded = await this.encoder(job.request, result);
       const images = await this.store.saveImages(job.id, encoded);
       const rendered = this.store.transition(job.id, "rendered", ["running"], {
@@ -465,6 +528,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         });
       }
     } catch (raw) {
+      if (running.abandoned) return;
       const err = running.cancelled
         ? new EaselError("cancelled", MESSAGES.cancelled)
         : controller.signal.aborted && isEaselError(controller.signal.reason)
@@ -472,8 +536,11 @@ export class Engine extends EventEmitter<EngineEvents> {
           : raw;
       this.handleFailure(job, err, running);
     } finally {
-      clearTimeout(timeout);
-      lane.running.delete(job.id);
+      clearTimeout(running.timeout);
+      if (!running.abandoned) {
+        lane.running.delete(job.id);
+        this.pump(lane);
+      }
     }
   }
 
@@ -521,24 +588,39 @@ export class Engine extends EventEmitter<EngineEvents> {
     lane.msPerUnit = 0.7 * lane.msPerUnit + 0.3 * (ms / units);
   }
 
-  /** Position and ETA of every waiting job of a backend. */
+  /**
+   * Position and ETA of every waiting job of a backend, by playing the queue forward: each job starts at the
+   * earliest time a concurrency slot is free (running jobs end when their expected time is up) and the rate
+   * window has a start to spare, and its ETA is that start plus its own expected render time.
+   */
   private positions(backend: BackendName): Map<string, { position: number; etaMs: number }> {
     const lane = this.lanes.get(backend);
     const out = new Map<string, { position: number; etaMs: number }>();
     if (!lane) return out;
     const now = this.now();
-    let ahead = 0;
+    const slots: number[] = [];
     for (const r of lane.running.values()) {
-      ahead += Math.max(0, jobCost(r.job.request) * lane.msPerUnit - (now - r.startedAt));
+      slots.push(Math.max(now, r.startedAt + jobCost(r.job.request) * lane.msPerUnit));
     }
+    while (slots.length < lane.limits.concurrency) slots.push(now);
+    const cap = rateCap(lane.limits);
+    // Past starts still in the window, then the simulated ones (non-decreasing, so the list stays sorted).
+    const starts = cap ? [...windowStarts(lane, cap, now)] : [];
     let position = 0;
     for (const entry of lane.fair.order()) {
       const job = this.queued.get(entry.jobId);
       if (!job) continue;
       position++;
+      let slot = 0;
+      for (let i = 1; i < slots.length; i++) if ((slots[i] as number) < (slots[slot] as number)) slot = i;
+      let start = slots[slot] as number;
+      if (cap && starts.length >= cap.starts) {
+        start = Math.max(start, (starts[starts.length - cap.starts] as number) + cap.windowMs);
+      }
       const own = jobCost(job.request) * lane.msPerUnit;
-      out.set(entry.jobId, { position, etaMs: Math.round((ahead + own) / lane.limits.concurrency) });
-      ahead += own;
+      if (cap) starts.push(start);
+      slots[slot] = start + own;
+      out.set(entry.jobId, { position, etaMs: Math.round(start + own - now) });
     }
     return out;
   }
@@ -568,4 +650,31 @@ export class Engine extends EventEmitter<EngineEvents> {
 function userMessage(code: string, err: unknown): string {
   if (code === "internal" || !(err instanceof Error)) return MESSAGES.failedGeneric;
   return err.message;
+}
+
+/** A backend's rate cap (at most `starts` job starts in any `windowMs`), undefined when it has none. */
+function rateCap(limits: BackendLimits): { starts: number; windowMs: number } | undefined {
+  const { intervalCap, intervalMs } = limits;
+  return intervalCap && intervalMs && intervalCap > 0 && intervalMs > 0
+    ? { starts: intervalCap, windowMs: intervalMs }
+    : undefined;
+}
+
+/** The lane's starts still inside the window ending `now`, after dropping the older ones. */
+function windowStarts(lane: Lane, cap: { windowMs: number }, now: number): readonly number[] {
+  while (lane.starts.length > 0 && (lane.starts[0] as number) + cap.windowMs <= now) lane.starts.shift();
+  return lane.starts;
+}
+
+/** True when `promise` settled within `ms`; the timer is cleared either way (nothing is left to fire). */
+async function within(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }

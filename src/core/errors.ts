@@ -32,7 +32,10 @@ export type EaselErrorCode =
   | "io_error"
   | "store_corrupt"
   | "store_version"
-  | "conflict";
+  | "conflict"
+  // A bug: an error without a code of its own (the LDM worker reports one as such). Deterministic, never
+  // retried; the member sees a generic text.
+  | "internal";
 
 /** The one error class of easel; SDK errors are translated into it at the edge. */
 export class EaselError extends Error {
@@ -52,7 +55,8 @@ export function isEaselError(err: unknown, code?: EaselErrorCode): err is EaselE
 
 /**
  * Failures worth another attempt: the renderer died, hung, timed out or was briefly unavailable. User errors
- * and content-policy refusals never retry.
+ * and content-policy refusals never retry, nor do deterministic failures (`internal`, `model_file`,
+ * `invalid_argument`, a model that cannot load): they would fail the same way again.
  */
 export const TRANSIENT_ERROR_CODES: ReadonlySet<string> = new Set([
   "worker_crashed",

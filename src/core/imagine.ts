@@ -58,6 +58,19 @@ export function imagine(
   input: ImagineInput,
 ): ImagineOutcome {
   if (actor.isBot) return { ok: false, message: BOT_MESSAGES.botsMayNot };
+  // A redelivered platform event gets the job it made before anything can refuse it: that job may itself have
+  // used up the daily quota, or an admin may have changed a setting since; "limit reached" would be a lie.
+  const again = services.engine.resubmitted(eventId);
+  if (again) {
+    return {
+      ok: true,
+      job: again.job,
+      position: again.position,
+      etaMs: again.etaMs,
+      notes: [],
+      duplicate: true,
+    };
+  }
   const { platform, workspaceId, channelId } = actor.requester;
   const guild = services.settings.guild(platform, workspaceId);
   const channel = services.settings.channel(platform, workspaceId, channelId);

@@ -9,7 +9,8 @@ import type { FromWorker, LoadedModelInfo, ToWorker, WorkerModelSpec } from "./w
  * Runs the LDM pipeline in a child process and keeps it alive. The bot process only exchanges messages with
  * it, so onnxruntime's blocking inference never delays the bot's event loop. A crashed worker fails the job in
  * flight with `worker_crashed` (retryable), a silent one is killed after `stallTimeoutMs` with `worker_hung`,
- * and the next job starts a fresh worker. A job's promise settles only when the worker has really stopped.
+ * and the next job starts a fresh worker; an error the worker reports keeps its code (`internal`, `model_file`,
+ * …: deterministic, not retried). A job's promise settles only when the worker has really stopped.
  */
 
 /** Timeouts and hooks of the supervisor; defaults in DEFAULT_SUPERVISOR_OPTIONS. */
@@ -257,7 +258,11 @@ export class LdmWorkerSupervisor {
 
   private errorFrom(reply: FromWorker): EaselError {
     if (reply.type === "error") {
-      return new EaselError(reply.code === "internal" ? "worker_crashed" : reply.code, reply.message);
+      // An error the worker reports is deterministic (a bug, a model that cannot load): the same job fails the
+      // same way again, so it keeps its code and is never retried as a crash. Only the operator's log gets the
+      // worker's words for an internal one; the member is shown a generic text.
+      if (reply.code === "internal") this.options.log?.(`LDM worker error: ${reply.message}`);
+      return new EaselError(reply.code, reply.message);
     }
     return new EaselError("worker_crashed", `unexpected reply from the image worker: ${reply.type}`);
   }

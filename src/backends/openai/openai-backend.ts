@@ -101,8 +101,9 @@ export function pngSize(bytes: Uint8Array): ImageSize | undefined {
 }
 
 /**
- * The engine's limits for this backend from the settings: concurrency, the requests-per-minute cap (p-queue's
- * intervalCap), and a job timeout long enough for the SDK's own retries of every request a job makes.
+ * The engine's limits for this backend from the settings: concurrency, the requests-per-minute cap (the
+ * engine's cap on job starts, intervalCap per intervalMs), and a job timeout long enough for the SDK's own
+ * retries of every request a job makes.
  */
 export function openAiBackendLimits(
   settings: OpenAiSettings,

@@ -2,7 +2,7 @@ import { EaselError } from "../../core/errors.ts";
 import { MESSAGES } from "../../core/messages.ts";
 
 /**
- * At most `max` API requests in any `windowMs` (a sliding window). The engine's p-queue caps job starts per
+ * At most `max` API requests in any `windowMs` (a sliding window). The engine caps job starts per
  * minute; this caps the requests themselves, since a dall-e-3 job of four images is four requests.
  */
 export class RequestRateLimiter {

@@ -1,6 +1,7 @@
 import type OpenAI from "openai";
-import { APIError } from "openai";
+import { APIConnectionError, APIError } from "openai";
 import { EaselError } from "../../core/errors.ts";
+import { networkFailure } from "../../core/startup.ts";
 import { describeFailure, isModelNotFound, type OpenAiErrorContext, translateOpenAiError } from "./errors.ts";
 
 /**
@@ -66,8 +67,20 @@ export async function checkOpenAiSetup(client: OpenAI, ctx: OpenAiErrorContext):
     warnings.push(
       status === 404 || status === 405
         ? `${ctx.host} has no models endpoint, so OPENAI_IMAGE_MODEL=${ctx.model} was not checked (${detail}).`
-        : `The OpenAI backend could not be checked at start-up (${detail}); jobs will retry and report errors.`,
+        : unreachable(err)
+          ? `cannot reach OpenAI at ${ctx.host}: ${unreachable(err)} (check the network, or OPENAI_BASE_URL); the OpenAI backend starts anyway, and its jobs retry and report errors.`
+          : `The OpenAI backend could not be checked at start-up (${detail}); jobs will retry and report errors.`,
     );
     return { warnings };
   }
+}
+
+/** Why the server could not be reached (the SDK's connection error, or a network code under it), if so. */
+function unreachable(err: unknown): string | undefined {
+  const network = networkFailure(err);
+  if (network || !(err instanceof APIConnectionError)) return network;
+  // The SDK wraps fetch's TypeError, whose own cause says why ("bad port", "other side closed").
+  let cause: unknown = err;
+  while (cause instanceof Error && cause.cause instanceof Error) cause = cause.cause;
+  return cause instanceof Error ? cause.message : err.message;
 }
