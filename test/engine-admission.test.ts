@@ -72,7 +72,15 @@ async function setup(
     ...(options.limits ? { limits: options.limits } : {}),
   });
   engines.push(engine);
-  const events: Recorded = { queued: [], started: [], progress: [], done: [], failed: [], cancelled: [] };
+  const events: Recorded = {
+    resumed: [],
+    queued: [],
+    started: [],
+    progress: [],
+    done: [],
+    failed: [],
+    cancelled: [],
+  };
   for (const name of Object.keys(events) as (keyof EngineEvents)[]) {
     (engine.on as (event: string, listener: (e: unknown) => void) => Engine)(name, (e) => {
       (events[name] as unknown[]).push(e);

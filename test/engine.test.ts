@@ -70,7 +70,15 @@ function setup(options: Partial<EngineOptions> = {}, dir = mkdtempSync(join(tmpd
     ...options,
   });
   engines.push(engine);
-  const events: Recorded = { queued: [], started: [], progress: [], done: [], failed: [], cancelled: [] };
+  const events: Recorded = {
+    resumed: [],
+    queued: [],
+    started: [],
+    progress: [],
+    done: [],
+    failed: [],
+    cancelled: [],
+  };
   for (const name of Object.keys(events) as (keyof EngineEvents)[]) {
     (engine.on as (event: string, listener: (e: unknown) => void) => Engine)(name, (e) => {
       (events[name] as unknown[]).push(e);
@@ -262,7 +270,7 @@ describe("job engine", () => {
     expect(events.failed[0]?.code).toBe("timeout");
   });
 
-  it("after a restart runs queued jobs in order, retries the running one and delivers the rendered one without rendering", async () => {
+  it("after a restart runs queued jobs in order, retries the running one and hands the rendered one to delivery without rendering or loading its images", async () => {
     const first = setup();
     await first.engine.start();
     const a = first.engine.submit("e1", request("was-rendered", "A"));
@@ -280,9 +288,18 @@ describe("job engine", () => {
     const second = setup({}, first.dir);
     second.backend.autoFinishMs = 1;
     await second.engine.start();
-    expect(second.events.done.map((e) => e.job.request.prompt)).toEqual(["was-rendered"]);
-    expect(second.events.done[0]?.images).toHaveLength(1);
-    await until(() => second.events.done.length === 4, "all rendered");
+    // The old start re-emitted `done` with every rendered job's images read into memory at once (S3): the
+    // relay now delivers resumed jobs one at a time and reads each one's images when its turn comes.
+    expect(second.events.done).toEqual([]);
+    const resumed = second.events.resumed.map((e) => [e.job.request.prompt, e.job.state]);
+    expect(resumed).toEqual([
+      ["was-rendered", "rendered"],
+      ["was-running", "queued"],
+      ["was-queued-1", "queued"],
+      ["was-queued-2", "queued"],
+    ]);
+    expect(Object.keys(second.events.resumed[0] ?? {})).toEqual(["job"]);
+    await until(() => second.events.done.length === 3, "all rendered");
     expect(second.backend.started).toEqual(["was-running", "was-queued-1", "was-queued-2"]);
     if (a.ok) expect(second.engine.delivered(a.job.id)?.state).toBe("delivered");
   });

@@ -59,6 +59,7 @@ async function setup(settings: Partial<OpenAiSettings> = {}, limits: Partial<Eng
   });
   cleanups.push(() => engine.stop(0));
   const events: { [K in keyof EngineEvents]: EngineEvents[K][0][] } = {
+    resumed: [],
     queued: [],
     started: [],
     progress: [],

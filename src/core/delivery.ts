@@ -4,12 +4,16 @@
  * The store keeps them (src/store/deliveries.ts); platforms reach them through `DeliveryLog`.
  *
  * Posting is two steps: record the delivery without a message id just before the platform call, then fill the
- * id in. A row still without an id after a crash means "the post may or may not have happened"; the platform
- * layer decides (Discord message nonces can tell).
+ * id in. The first row is the post's delivery key ({@link deliveryKey}), committed durably (synchronous=FULL)
+ * before the call; a row still without an id after an error or a crash means "the post may or may not have
+ * happened", and the outlet looks for it on the platform by its key before posting again.
  */
 
-/** What a posted message is: the status/progress message, the result, a failure notice, an announcement. */
-export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement";
+/**
+ * What a posted message is: the status/progress message, the result, a failure notice, an announcement, or
+ * the private notice that a result is undeliverable.
+ */
+export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement" | "notice";
 
 /** Every DeliveryKind. */
 export const DELIVERY_KINDS: readonly DeliveryKind[] = [
@@ -18,7 +22,28 @@ export const DELIVERY_KINDS: readonly DeliveryKind[] = [
   "failure",
   "cancelled",
   "announcement",
+  "notice",
 ];
+
+const KIND_LETTERS: Readonly<Record<DeliveryKind, string>> = {
+  status: "s",
+  result: "r",
+  failure: "f",
+  cancelled: "c",
+  announcement: "a",
+  notice: "n",
+};
+
+/**
+ * The delivery key of a recorded post: what the platform effect carries (a Discord nonce, a Slack message's
+ * metadata or file name) so that, after an error or a crash, the outlet can ask the platform whether the post
+ * happened before making it again. Unique per row, stable across attempts (a retry reuses the row), at most
+ * 25 characters (Discord's nonce limit: a 10-character job id, a letter and the row id in base 36) and safe in
+ * file names.
+ */
+export function deliveryKey(delivery: Pick<Delivery, "id" | "jobId" | "kind">): string {
+  return `${delivery.jobId}-${KIND_LETTERS[delivery.kind]}${delivery.id.toString(36)}`;
+}
 
 /** A message easel posted for a job. */
 export interface Delivery {

@@ -24,6 +24,10 @@ import { DEFAULT_LIMITS } from "./settings.ts";
  * now, within both its concurrency and its rate cap (a sliding window of recent starts). So every unfinished
  * job is either waiting (counted, with a place and an ETA, cancellable at once) or running (counted, cancelled
  * through its signal); nothing holds a job where neither the limits nor `/queue` can see it.
+ *
+ * Delivery is the relay's (core/relay.ts) state machine over the states kept here: `beginDelivery` counts an
+ * attempt (rendered → delivering), `delivered` and `undeliverable` end it. Those two are committed durably
+ * (synchronous=FULL): each tells every later start not to post the result again.
  */
 
 /** A stored image of a job. */
@@ -41,6 +45,8 @@ export interface JobPatch {
   errorMessage?: string;
   /** The backend's estimated cost (BackendResult.costUsd), recorded with → rendered. */
   costUsd?: number;
+  deliveryAttempts?: number;
+  deliveringSince?: number;
 }
 
 /** The persistence the engine needs; src/store implements it over SQLite. */
@@ -49,14 +55,23 @@ export interface EngineStore {
   createJob(eventId: string, request: GenerationRequest, now: number): { job: Job; created: boolean };
   getJob(jobId: string): Job | undefined;
   findJobByEvent(eventId: string): Job | undefined;
-  /** Moves a job to `to` if it is in one of `from` (atomically); undefined when it was not. */
-  transition(jobId: string, to: JobState, from: readonly JobState[], patch?: JobPatch): Job | undefined;
+  /**
+   * Moves a job to `to` if it is in one of `from` (atomically); undefined when it was not. `durable` commits
+   * with an fsync (synchronous=FULL): for the changes a power loss must not roll back.
+   */
+  transition(
+    jobId: string,
+    to: JobState,
+    from: readonly JobState[],
+    patch?: JobPatch,
+    options?: { durable?: boolean },
+  ): Job | undefined;
   /** Jobs in these states, in creation order. */
   jobsInStates(states: readonly JobState[]): Job[];
   /** Stores a job's images (file first, then row). */
   saveImages(jobId: string, images: readonly EncodedImage[]): Promise<StoredImage[]>;
   loadImages(jobId: string): Promise<StoredImage[]>;
-  /** Failed jobs whose failure has not been shown to the requester yet. */
+  /** Failed and undeliverable jobs whose end has not been shown to the requester yet. */
   unnotifiedFailures(): Job[];
   markFailureNotified(jobId: string, now: number): void;
 }
@@ -118,6 +133,13 @@ export interface EngineOptions {
 
 /** The events platforms listen to. Every event carries the job as stored after the change. */
 export interface EngineEvents {
+  /**
+   * start() took over a job an earlier process left unfinished (queued, running, rendered or delivering; or
+   * undeliverable with its requester not told yet): its messages were posted, if at all, by that process. A
+   * rendered or delivering job is the relay's to deliver; its images are not loaded here (one job's at a time,
+   * when its turn comes).
+   */
+  resumed: [{ job: Job }];
   queued: [{ job: Job; position: number; etaMs: number; retry: boolean }];
   started: [{ job: Job }];
   progress: [{ job: Job; progress: BackendProgress }];
@@ -211,21 +233,29 @@ export class Engine extends EventEmitter<EngineEvents> {
    */
   async start(): Promise<void> {
     this.accepting = true;
-    for (const job of this.store.jobsInStates(["queued", "running", "rendered"])) {
-      if (job.state === "rendered") {
-        this.emit("done", { job, images: await this.store.loadImages(job.id), notes: [], renderMs: 0 });
+    for (const job of this.store.jobsInStates(["queued", "running", "rendered", "delivering"])) {
+      if (job.state === "rendered" || job.state === "delivering") {
+        this.emit("resumed", { job });
       } else if (job.state === "running") {
         if (job.attempts >= this.limits.maxAttempts) {
           this.fail(job, new EaselError("worker_crashed", MESSAGES.interruptedOutOfRetries), ["running"]);
         } else {
           const requeued = this.store.transition(job.id, "queued", ["running"]);
-          if (requeued) this.enqueue(requeued, true);
+          if (requeued) {
+            this.emit("resumed", { job: requeued });
+            this.enqueue(requeued, true);
+          }
         }
       } else {
+        this.emit("resumed", { job });
         this.enqueue(job, false);
       }
     }
     for (const job of this.store.unnotifiedFailures()) {
+      if (job.state === "undeliverable") {
+        this.emit("resumed", { job });
+        continue;
+      }
       this.emit("failed", {
         job,
         code: job.errorCode ?? "internal",
@@ -304,12 +334,47 @@ export class Engine extends EventEmitter<EngineEvents> {
     return false;
   }
 
-  /** The platform posted the result: the job is delivered (idempotent). */
-  delivered(jobId: string): Job | undefined {
-    return this.store.transition(jobId, "delivered", ["rendered"], { finishedAt: this.now() });
+  /**
+   * A delivery attempt begins: rendered → delivering (or one more attempt while delivering), counting it and
+   * stamping the first one's time. Undefined when the job is not waiting for delivery (delivered, cancelled).
+   */
+  beginDelivery(jobId: string): Job | undefined {
+    const job = this.store.getJob(jobId);
+    if (job?.state !== "rendered" && job?.state !== "delivering") return undefined;
+    // Not durable: a count a power loss rolls back only gives the result one attempt more.
+    return this.store.transition(jobId, "delivering", ["rendered", "delivering"], {
+      deliveryAttempts: (job.deliveryAttempts ?? 0) + 1,
+      deliveringSince: job.deliveringSince ?? this.now(),
+    });
   }
 
-  /** The platform showed the failure to the requester. */
+  /** The platform posted the result: the job is delivered (idempotent), durably before anyone relies on it. */
+  delivered(jobId: string): Job | undefined {
+    return this.store.transition(
+      jobId,
+      "delivered",
+      ["rendered", "delivering"],
+      { finishedAt: this.now() },
+      { durable: true },
+    );
+  }
+
+  /**
+   * The result can never be posted (a permanent refusal, or out of attempts or time): it ends undeliverable,
+   * its images stay in the store, and no later start tries again (durably so). `message` says why, for the
+   * requester; `failureShown` records that they were told.
+   */
+  undeliverable(jobId: string, message: string): Job | undefined {
+    return this.store.transition(
+      jobId,
+      "undeliverable",
+      ["rendered", "delivering"],
+      { finishedAt: this.now(), errorCode: "delivery_failed", errorMessage: message },
+      { durable: true },
+    );
+  }
+
+  /** The platform showed the failure (or that the result was undeliverable) to the requester. */
   failureShown(jobId: string): void {
     this.store.markFailureNotified(jobId, this.now());
   }

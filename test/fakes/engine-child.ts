@@ -52,10 +52,15 @@ const engine = new Engine({
 });
 
 const post = (line: string) => appendFileSync(sinkFile, `${line}\n`);
-engine.on("done", ({ job }) => {
-  post(`result ${job.id}`);
+const deliver = (jobId: string) => {
+  post(`result ${jobId}`);
   // A little time between posting and recording it: the "delivering" moment a kill can hit.
-  setTimeout(() => engine.delivered(job.id), 3);
+  setTimeout(() => engine.delivered(jobId), 3);
+};
+engine.on("done", ({ job }) => deliver(job.id));
+// A result an earlier run rendered but did not record as posted is handed over again at start.
+engine.on("resumed", ({ job }) => {
+  if (job.state === "rendered" || job.state === "delivering") deliver(job.id);
 });
 engine.on("failed", ({ job, code }) => {
   post(`failed ${job.id} ${code}`);

@@ -1,17 +1,22 @@
 import {
   type Client,
   DiscordAPIError,
+  type Message,
+  type MessageCreateOptions,
   type MessageEditOptions,
   type SendableChannels,
+  SnowflakeUtil,
   WebhookClient,
 } from "discord.js";
 import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
-import { latestPosted } from "../../core/delivery.ts";
+import { encodeButtonId } from "../../core/buttons.ts";
+import { type Delivery, type DeliveryKind, deliveryKey, latestPosted } from "../../core/delivery.ts";
+import { DeliveryError } from "../../core/delivery-error.ts";
 import type { Job } from "../../core/job.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
-import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
+import type { JobOutlet, OutgoingFile, StatusHandles } from "../../core/relay.ts";
 import type { Ballot } from "../../core/voting.ts";
 import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.ts";
 
@@ -19,8 +24,16 @@ import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.t
  * Where a Discord job's messages go. While the interaction token lives (15 minutes, less a margin) the status
  * message is the interaction's reply, edited through its webhook; after that (or on 401 / 50027) easel posts
  * a normal channel message that mentions the requester and edits that instead, and never retries a dead
- * token. Every message is recorded in the deliveries log first, so a restart finds it, and a result already
- * recorded is never posted again; a result posted as a channel message carries a nonce Discord deduplicates.
+ * token. The relay owns each job's handle on its status message (a StatusTarget): the adapter binds it through
+ * `binder` once Discord answered the reply, and a job taken over at start-up finds it in the deliveries log.
+ *
+ * Edits are idempotent; a new message is not. Every new message (a channel message, a follow-up, a DM) is
+ * recorded in the deliveries log before it is sent, durably: the row is its delivery key. A channel message
+ * carries the key as its nonce with enforce_nonce, so Discord itself answers a repeat within a few minutes
+ * with the message already made; after an error, or when a later attempt finds the row without a message id
+ * (the answer was lost, or the process died), the outlet first looks for the message among the channel's
+ * recent messages, and posts only if it is not there. Follow-ups have no nonce: they go through a webhook
+ * client that never retries on its own, and are looked up by their interaction after an error.
  */
 
 /** Interaction tokens live 15 minutes; stop using one a little before, so an edit never races its death. */
@@ -28,12 +41,14 @@ export const TOKEN_LIFETIME_MS = 15 * 60_000;
 const TOKEN_MARGIN_MS = 60_000;
 /** Discord's default upload limit, when the interaction did not say (attachment_size_limit). */
 export const DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024;
-/** How long status edits wait for a job's reply to exist before going on without it. */
-const BIND_TIMEOUT_MS = 10_000;
 /** Discord error codes for a dead interaction token. */
 const DEAD_TOKEN_CODES = new Set([50027, 10015]);
+/** How far before a delivery key was recorded its message may be (clocks differ). */
+const LOOKUP_MARGIN_MS = 60_000;
+/** How many recent channel messages a lookup reads (one page). */
+const LOOKUP_LIMIT = 50;
 
-/** A job's status message. */
+/** A job's status message: the relay's handle on it (its fields are this outlet's to change). */
 export interface StatusTarget {
   channelId: string;
   messageId: string;
@@ -53,17 +68,36 @@ export interface BindInput {
   attachmentLimit: number;
 }
 
-export class DiscordOutlet implements JobOutlet, Announcer {
-  /** Jobs whose reply is being made: status edits wait for it. */
-  private readonly pending = new Map<string, Promise<StatusTarget | undefined>>();
-  private readonly targets = new Map<string, StatusTarget>();
-  private readonly binders = new Map<string, (input: BindInput | undefined) => void>();
+/** The interaction a follow-up status message belongs to. */
+export interface FollowUpInput {
+  interactionId: string;
+  channelId: string;
+  token: string;
+  createdAt: number;
+  attachmentLimit: number;
+}
+
+export interface DiscordOutletOptions {
+  applicationId: () => string;
+  apiBase?: string;
+  /** The relay: the outlet hands it each job's status message. */
+  handles: StatusHandles;
+  log: (line: string) => void;
+  now?: () => number;
+}
+
+export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
+  /** Webhook clients by interaction token: edits (idempotent, retried by discord.js). */
   private readonly webhooks = new Map<string, WebhookClient>();
+  /** Webhook clients that never retry: for follow-ups, which a retry after a lost answer would post twice. */
+  private readonly senders = new Map<string, WebhookClient>();
+  /** The jobs whose status messages use each token (an arena's two sides share one): clients close after the last. */
+  private readonly tokenJobs = new Map<string, Set<string>>();
 
   constructor(
     private readonly client: Client,
     private readonly services: BotServices,
-    private readonly options: { applicationId: () => string; apiBase?: string; now?: () => number },
+    private readonly options: DiscordOutletOptions,
   ) {}
 
   private now(): number {
@@ -71,25 +105,13 @@ export class DiscordOutlet implements JobOutlet, Announcer {
   }
 
   /**
-   * Marks a job whose reply is on its way (call right after the job was queued, before any await, so that the
-   * relay's first edit waits for the reply instead of finding nothing), and returns the function that completes
-   * it once the reply exists (or with undefined when it failed). Asking again returns the same function.
+   * The function that hands a job's reply to the relay once Discord answered it, or tells the relay there is
+   * none (undefined: the reply failed). Call it whenever the reply settles; nothing needs announcing before.
    */
-  expect(jobId: string): (input: BindInput | undefined) => void {
-    const existing = this.binders.get(jobId);
-    if (existing) return existing;
-    let settle: (t: StatusTarget | undefined) => void = () => {};
-    this.pending.set(
-      jobId,
-      new Promise((resolve) => {
-        settle = resolve;
-      }),
-    );
-    const bind = (input: BindInput | undefined) => {
-      this.binders.delete(jobId);
+  binder(jobId: string): (input: BindInput | undefined) => void {
+    return (input) => {
       if (!input) {
-        this.pending.delete(jobId);
-        settle(undefined);
+        this.options.handles.unbound(jobId);
         return;
       }
       const delivery = this.services.deliveries.recordDelivery({
@@ -101,38 +123,78 @@ export class DiscordOutlet implements JobOutlet, Announcer {
         replyToken: input.token,
         replyExpiresAt: input.createdAt + TOKEN_LIFETIME_MS,
       });
-      const target: StatusTarget = {
+      this.useToken(input.token, jobId);
+      this.options.handles.bind(jobId, {
         channelId: input.channelId,
         messageId: input.messageId,
         token: input.token,
         expiresAt: input.createdAt + TOKEN_LIFETIME_MS,
         attachmentLimit: input.attachmentLimit,
         deliveryId: delivery.id,
-      };
-      this.targets.set(jobId, target);
-      this.pending.delete(jobId);
-      settle(target);
+      } satisfies StatusTarget);
     };
-    this.binders.set(jobId, bind);
-    // A reply that never comes (the interaction failed) must not hold the job's messages forever.
-    setTimeout(() => {
-      if (this.binders.get(jobId) === bind) bind(undefined);
-    }, BIND_TIMEOUT_MS).unref();
-    return bind;
   }
 
-  async status(job: Job, model: MessageModel): Promise<void> {
-    const target = await this.target(job.id);
-    if (!target) return;
+  /**
+   * Posts a job's status message as a follow-up of `interaction` (upscales, the arena's B side) and binds
+   * it. A follow-up has no nonce: the key row is written first, the post is never retried blindly, and after
+   * an error the channel is searched for the interaction's follow-up before anything is posted again.
+   */
+  async followUpStatus(jobId: string, interaction: FollowUpInput, content: string): Promise<void> {
+    const bind = this.binder(jobId);
+    try {
+      const deliveries = this.services.deliveries;
+      const key = deliveries.recordDelivery({
+        jobId,
+        platform: "discord",
+        kind: "status",
+        channelId: interaction.channelId,
+      });
+      let messageId: string;
+      try {
+        messageId = (await this.sender(interaction.token).send({ content, allowedMentions: { users: [] } }))
+          .id;
+      } catch (err) {
+        const found = await this.findFollowUp(interaction, content, key).catch(() => undefined);
+        if (!found) throw classify(err);
+        messageId = found.id;
+      }
+      deliveries.updateDelivery(key.id, { messageId });
+      bind({ ...interaction, messageId });
+    } catch (err) {
+      bind(undefined);
+      throw err;
+    }
+  }
+
+  recorded(job: Job): StatusTarget | undefined {
+    const recorded = latestPosted(this.services.deliveries, job.id, "status");
+    if (!recorded) return undefined;
+    if (recorded.replyToken) this.useToken(recorded.replyToken, job.id);
+    return {
+      channelId: recorded.channelId,
+      messageId: recorded.messageId,
+      ...(recorded.replyToken ? { token: recorded.replyToken } : {}),
+      ...(recorded.replyExpiresAt ? { expiresAt: recorded.replyExpiresAt } : {}),
+      attachmentLimit: DEFAULT_ATTACHMENT_LIMIT,
+      deliveryId: recorded.id,
+    };
+  }
+
+  async status(job: Job, target: StatusTarget, model: MessageModel): Promise<StatusTarget | undefined> {
     const files: DiscordFile[] = [];
     if (model.preview)
       files.push({ name: "preview.png", bytes: await this.services.imaging.png(model.preview) });
-    await this.edit(job, target, layoutMessage(model, files));
+    return this.edit(job, target, layoutMessage(model, files));
   }
 
-  async result(job: Job, model: MessageModel, files: OutgoingFile[]): Promise<void> {
+  async result(
+    job: Job,
+    target: StatusTarget | undefined,
+    model: MessageModel,
+    files: OutgoingFile[],
+  ): Promise<void> {
     if (this.alreadyPosted(job.id, "result")) return;
-    const target = await this.target(job.id);
     const limit = target?.attachmentLimit ?? DEFAULT_ATTACHMENT_LIMIT;
     let shrunk = false;
     const fitted: DiscordFile[] = [];
@@ -156,14 +218,26 @@ export class DiscordOutlet implements JobOutlet, Announcer {
     await this.post(job, "result", target, layoutMessage(shown, fitted));
   }
 
-  async failure(job: Job, model: MessageModel): Promise<void> {
+  async failure(job: Job, target: StatusTarget | undefined, model: MessageModel): Promise<void> {
     if (this.alreadyPosted(job.id, "failure")) return;
-    await this.post(job, "failure", await this.target(job.id), layoutMessage(model));
+    await this.post(job, "failure", target, layoutMessage(model));
+  }
+
+  /** A DM to the requester (Discord has no ephemeral message outside an interaction). */
+  async undeliverable(job: Job, model: MessageModel): Promise<void> {
+    if (this.alreadyPosted(job.id, "notice")) return;
+    let dm: SendableChannels;
+    try {
+      dm = await this.client.users.createDM(job.request.requester.userId);
+    } catch (err) {
+      throw classify(err);
+    }
+    await this.sendOnce(job.id, "notice", dm, { ...layoutMessage(model), allowedMentions: { users: [] } });
   }
 
   /**
    * A job's last message: the status message edited into it while the token lives, else a new channel
-   * message that mentions the requester (an edit would not notify them), with a nonce Discord deduplicates.
+   * message that mentions the requester (an edit would not notify them), sent once by its delivery key.
    */
   private async post(
     job: Job,
@@ -180,22 +254,114 @@ export class DiscordOutlet implements JobOutlet, Announcer {
         this.record(job.id, kind, target.channelId, message.id);
         return;
       } catch (err) {
-        if (!isDeadToken(err)) throw err;
-        this.forgetToken(job.id, target);
+        if (!isDeadToken(err)) throw classify(err);
+        // The relay's handle says so from now on: no later call tries this token again.
+        target.expiresAt = 0;
       }
     }
     const channelId = target?.channelId ?? job.request.requester.channelId;
     const channel = await this.channel(channelId);
-    const message = await channel.send({
+    await this.sendOnce(job.id, kind, channel, {
       ...payload,
       content: `${payload.content}\n${BOT_MESSAGES.deliveredInChannel}`.slice(0, 2000),
-      nonce: `${kind === "result" ? "r" : "f"}${job.id}`.slice(0, 25),
-      enforceNonce: true,
       allowedMentions: { users: [job.request.requester.userId] },
     });
-    this.record(job.id, kind, channelId, message.id);
     // A status message posted in the channel (after the token died) has done its work.
     if (target && !target.token) await channel.messages.delete(target.messageId).catch(() => undefined);
+  }
+
+  /**
+   * Sends a new message once per delivery key: the key row first (durably), the key as the nonce with
+   * enforce_nonce, and after an error, or for a row an earlier attempt left without a message id, a look at
+   * the channel's recent messages before anything is sent again.
+   */
+  private async sendOnce(
+    jobId: string,
+    kind: DeliveryKind,
+    channel: SendableChannels,
+    payload: MessageCreateOptions,
+  ): Promise<Message> {
+    const deliveries = this.services.deliveries;
+    let row = deliveries
+      .deliveriesForJob(jobId, kind)
+      .find((d) => d.messageId === undefined && d.channelId === channel.id);
+    if (row) {
+      // An earlier attempt may have posted it. Not able to look (no Read Message History): post again, said so.
+      const found = await this.findByKey(channel, row, jobId, kind).catch((err: unknown) => {
+        this.options.log(
+          `easel: could not look for job ${jobId}'s ${kind} message before posting it again (${String(err)}); it may show twice`,
+        );
+        return undefined;
+      });
+      if (found) {
+        deliveries.updateDelivery(row.id, { messageId: found.id });
+        return found;
+      }
+    } else {
+      row = deliveries.recordDelivery({ jobId, platform: "discord", kind, channelId: channel.id });
+    }
+    try {
+      const message = await channel.send({ ...payload, nonce: deliveryKey(row), enforceNonce: true });
+      deliveries.updateDelivery(row.id, { messageId: message.id });
+      return message;
+    } catch (err) {
+      const refused = classify(err);
+      if (!refused.permanent) {
+        const found = await this.findByKey(channel, row, jobId, kind).catch(() => undefined);
+        if (found) {
+          deliveries.updateDelivery(row.id, { messageId: found.id });
+          return found;
+        }
+      }
+      throw refused;
+    }
+  }
+
+  /**
+   * The message a delivery key stands for, among the channel's recent messages by this bot: its nonce (Discord
+   * echoes it where it keeps it), or for a result the job's own delete button, which only its result carries.
+   */
+  private async findByKey(
+    channel: SendableChannels,
+    row: Delivery,
+    jobId: string,
+    kind: DeliveryKind,
+  ): Promise<Message | undefined> {
+    const key = deliveryKey(row);
+    const after = SnowflakeUtil.generate({
+      timestamp: Math.max(0, row.createdAt - LOOKUP_MARGIN_MS),
+    }).toString();
+    let recent: Iterable<Message>;
+    try {
+      recent = (await channel.messages.fetch({ limit: LOOKUP_LIMIT, after })).values();
+    } catch (err) {
+      throw classify(err);
+    }
+    const me = this.client.user?.id;
+    for (const message of recent) {
+      if (message.author.id !== me) continue;
+      if (message.nonce === key) return message;
+      if (kind === "result" && carriesButton(message, encodeButtonId({ action: "delete", jobId }))) {
+        return message;
+      }
+    }
+    return undefined;
+  }
+
+  /** The follow-up an interaction made with this content, among the channel's recent messages. */
+  private async findFollowUp(
+    interaction: FollowUpInput,
+    content: string,
+    row: Delivery,
+  ): Promise<Message | undefined> {
+    const channel = await this.channel(interaction.channelId);
+    const after = SnowflakeUtil.generate({
+      timestamp: Math.max(0, row.createdAt - LOOKUP_MARGIN_MS),
+    }).toString();
+    const recent = await channel.messages.fetch({ limit: LOOKUP_LIMIT, after });
+    return recent.find(
+      (m) => m.interactionMetadata?.id === interaction.interactionId && m.content === content,
+    );
   }
 
   /** A contest's or match's closing message, in its channel, once (recorded as the job's announcement). */
@@ -207,39 +373,43 @@ export class DiscordOutlet implements JobOutlet, Announcer {
   ): Promise<void> {
     if (latestPosted(this.services.deliveries, recordAs, "announcement")) return;
     const channel = await this.channel(ballot.channelId);
-    const message = await channel.send({
+    await this.sendOnce(recordAs, "announcement", channel, {
       ...layoutMessage(
         model,
         files.map((f) => ({ name: f.filename, bytes: f.bytes })),
       ),
-      nonce: `n${ballot.id}`.slice(0, 25),
-      enforceNonce: true,
       allowedMentions: { users: ballot.ownerId ? [ballot.ownerId] : [] },
-    });
-    this.services.deliveries.recordDelivery({
-      jobId: recordAs,
-      platform: "discord",
-      kind: "announcement",
-      channelId: ballot.channelId,
-      messageId: message.id,
     });
   }
 
-  release(jobId: string): void {
-    const token = this.targets.get(jobId)?.token;
-    this.targets.delete(jobId);
-    if (!token || [...this.targets.values()].some((t) => t.token === token)) return;
+  release(jobId: string, target: StatusTarget | undefined): void {
+    const token = target?.token;
+    if (!token) return;
+    const jobs = this.tokenJobs.get(token);
+    jobs?.delete(jobId);
+    if (jobs && jobs.size > 0) return;
+    this.tokenJobs.delete(token);
     this.webhooks.get(token)?.destroy();
     this.webhooks.delete(token);
+    this.senders.get(token)?.destroy();
+    this.senders.delete(token);
   }
 
   /** Closes the webhook clients. */
   destroy(): void {
-    for (const webhook of this.webhooks.values()) webhook.destroy();
+    for (const webhook of [...this.webhooks.values(), ...this.senders.values()]) webhook.destroy();
     this.webhooks.clear();
+    this.senders.clear();
+    this.tokenJobs.clear();
   }
 
-  private alreadyPosted(jobId: string, kind: "result" | "failure"): boolean {
+  private useToken(token: string, jobId: string): void {
+    const jobs = this.tokenJobs.get(token) ?? new Set<string>();
+    jobs.add(jobId);
+    this.tokenJobs.set(token, jobs);
+  }
+
+  private alreadyPosted(jobId: string, kind: DeliveryKind): boolean {
     return latestPosted(this.services.deliveries, jobId, kind) !== undefined;
   }
 
@@ -247,88 +417,81 @@ export class DiscordOutlet implements JobOutlet, Announcer {
     this.services.deliveries.recordDelivery({ jobId, platform: "discord", kind, channelId, messageId });
   }
 
-  /** The job's status message: bound in this process, being bound, or recorded before a restart. */
-  private async target(jobId: string): Promise<StatusTarget | undefined> {
-    const known = this.targets.get(jobId);
-    if (known) return known;
-    const pending = this.pending.get(jobId);
-    if (pending) return pending;
-    const recorded = latestPosted(this.services.deliveries, jobId, "status");
-    if (!recorded) return undefined;
-    const target: StatusTarget = {
-      channelId: recorded.channelId,
-      messageId: recorded.messageId,
-      ...(recorded.replyToken ? { token: recorded.replyToken } : {}),
-      ...(recorded.replyExpiresAt ? { expiresAt: recorded.replyExpiresAt } : {}),
-      attachmentLimit: DEFAULT_ATTACHMENT_LIMIT,
-      deliveryId: recorded.id,
-    };
-    this.targets.set(jobId, target);
-    return target;
-  }
-
   private tokenAlive(target: StatusTarget): boolean {
     return target.token !== undefined && (target.expiresAt ?? 0) - TOKEN_MARGIN_MS > this.now();
   }
 
-  /** Edits the status message; moves it to a channel message once the token is dead. */
-  private async edit(job: Job, target: StatusTarget, payload: DiscordPayload): Promise<void> {
+  /** Edits the status message; moves it to a channel message once the token is dead (the new handle). */
+  private async edit(
+    job: Job,
+    target: StatusTarget,
+    payload: DiscordPayload,
+  ): Promise<StatusTarget | undefined> {
     const edit: MessageEditOptions = { ...payload, attachments: [] };
     if (this.tokenAlive(target)) {
       try {
         await this.webhook(target.token as string).editMessage(target.messageId, edit);
-        return;
+        return undefined;
       } catch (err) {
-        if (!isDeadToken(err)) throw err;
+        if (!isDeadToken(err)) throw classify(err);
       }
     }
     if (target.token) {
       // The reply can no longer be edited: carry on in a channel message that mentions the requester.
       const channel = await this.channel(target.channelId);
-      const message = await channel.send({
+      const message = await this.sendOnce(job.id, "status", channel, {
         ...payload,
-        nonce: `s${job.id}`.slice(0, 25),
-        enforceNonce: true,
         allowedMentions: { users: [job.request.requester.userId] },
       });
-      const delivery = this.services.deliveries.recordDelivery({
-        jobId: job.id,
-        platform: "discord",
-        kind: "status",
-        channelId: target.channelId,
-        messageId: message.id,
-      });
-      this.targets.set(job.id, {
+      const delivery = latestPosted(this.services.deliveries, job.id, "status");
+      return {
         channelId: target.channelId,
         messageId: message.id,
         attachmentLimit: target.attachmentLimit,
-        deliveryId: delivery.id,
-      });
-      return;
+        deliveryId: delivery?.id ?? target.deliveryId,
+      };
     }
     const channel = await this.channel(target.channelId);
-    await channel.messages.edit(target.messageId, edit);
-  }
-
-  private forgetToken(jobId: string, target: StatusTarget): void {
-    this.targets.set(jobId, { ...target, expiresAt: 0 });
+    try {
+      await channel.messages.edit(target.messageId, edit);
+    } catch (err) {
+      throw classify(err);
+    }
+    return undefined;
   }
 
   private webhook(token: string): WebhookClient {
-    let webhook = this.webhooks.get(token);
+    return this.webhookIn(this.webhooks, token, {});
+  }
+
+  private sender(token: string): WebhookClient {
+    return this.webhookIn(this.senders, token, { retries: 0 });
+  }
+
+  private webhookIn(
+    clients: Map<string, WebhookClient>,
+    token: string,
+    rest: { retries?: number },
+  ): WebhookClient {
+    let webhook = clients.get(token);
     if (!webhook) {
-      webhook = new WebhookClient(
-        { id: this.options.applicationId(), token },
-        this.options.apiBase ? { rest: { api: this.options.apiBase } } : {},
-      );
-      this.webhooks.set(token, webhook);
+      const api = this.options.apiBase ? { api: this.options.apiBase } : {};
+      webhook = new WebhookClient({ id: this.options.applicationId(), token }, { rest: { ...api, ...rest } });
+      clients.set(token, webhook);
     }
     return webhook;
   }
 
   private async channel(channelId: string): Promise<SendableChannels> {
-    const channel = await this.client.channels.fetch(channelId);
-    if (!channel?.isSendable()) throw new Error(`Discord channel ${channelId} cannot take messages`);
+    let channel: Awaited<ReturnType<Client["channels"]["fetch"]>>;
+    try {
+      channel = await this.client.channels.fetch(channelId);
+    } catch (err) {
+      throw classify(err);
+    }
+    if (!channel?.isSendable()) {
+      throw new DeliveryError(BOT_MESSAGES.deliveryChannelGone, { permanent: true });
+    }
     return channel;
   }
 }
@@ -338,5 +501,36 @@ export function isDeadToken(err: unknown): boolean {
   return (
     err instanceof DiscordAPIError &&
     (err.status === 401 || (typeof err.code === "number" && DEAD_TOKEN_CODES.has(err.code)))
+  );
+}
+
+/** Discord's answers that no retry can change, with what the requester is told. */
+const PERMANENT_CODES: ReadonlyMap<number, string> = new Map([
+  [10003, BOT_MESSAGES.deliveryChannelGone], // Unknown Channel
+  [10004, BOT_MESSAGES.deliveryBotRemoved], // Unknown Guild: the bot was removed from the server
+  [10013, BOT_MESSAGES.deliveryChannelGone], // Unknown User (a DM to someone who left)
+  [50001, BOT_MESSAGES.deliveryNoAccess], // Missing Access
+  [50013, BOT_MESSAGES.deliveryNoAccess], // Missing Permissions
+  [50007, BOT_MESSAGES.deliveryNoAccess], // Cannot send messages to this user (DMs closed)
+  [50008, BOT_MESSAGES.deliveryChannelGone], // Cannot send messages in a non-text channel
+]);
+
+/** discord.js's error as the delivery machine's: permanent for the codes above, transient otherwise. */
+export function classify(err: unknown): DeliveryError {
+  if (err instanceof DeliveryError) return err;
+  if (err instanceof DiscordAPIError && typeof err.code === "number") {
+    const why = PERMANENT_CODES.get(err.code);
+    if (why) return new DeliveryError(why, { permanent: true, cause: err });
+  }
+  const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return new DeliveryError(`Discord did not take the message (${what})`, { permanent: false, cause: err });
+}
+
+/** Whether a message has a button with this custom id. */
+function carriesButton(message: Message, customId: string): boolean {
+  return message.components.some((row) =>
+    "components" in row
+      ? (row.components as { customId?: string | null }[]).some((c) => c.customId === customId)
+      : false,
   );
 }

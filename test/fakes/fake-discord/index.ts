@@ -525,6 +525,38 @@ export class FakeDiscord {
     this.state.rateLimits.push(rule);
   }
 
+  /**
+   * Lets the next matching request(s) take effect (the message is made, the edit applied) and then loses the
+   * answer: HTTP 500, or (`how: "drop"`) the connection closed without one. What the client does next (discord.js
+   * retries a 500 on its own, unless told not to) is what a test of "answer lost after success" looks at.
+   */
+  loseAnswerNext(matcher: RequestMatcher, options: { count?: number; how?: "500" | "drop" } = {}): void {
+    this.state.lostAnswers.push({
+      matches: toPredicate(matcher),
+      how: options.how ?? "500",
+      remaining: options.count ?? 1,
+    });
+  }
+
+  /** Deletes a channel: every later request naming it is 404 Unknown Channel (10003). */
+  removeChannel(channelId: string): void {
+    for (const guild of this.state.guilds) {
+      const i = guild.channels.findIndex((c) => c.id === channelId);
+      if (i >= 0) guild.channels.splice(i, 1);
+    }
+  }
+
+  /** The bot's DM messages with a user (POST /users/@me/channels, then the DM channel), oldest first. */
+  dmMessages(userId: string): FakeMessage[] {
+    const dm = this.state.dmChannels.get(userId);
+    return dm ? this.state.channelMessages(dm.id) : [];
+  }
+
+  /** The user does not take DMs from the bot: posting to the DM answers 50007. */
+  closeDms(userId: string): void {
+    this.state.closedDms.add(userId);
+  }
+
   /** Closes the gateway connection(s): with `code` (4000 lets the client resume, 1000 makes it identify
    * again), or abruptly without a close frame when no code is given. Returns how many were closed. */
   dropGateway(code?: number): number {

@@ -118,6 +118,23 @@ export class RestApi {
     } catch (err) {
       reply = this.errorReply(record, err);
     }
+    // A scripted lost answer: the request took effect above; the client never hears of it.
+    const lost =
+      reply.status < 300
+        ? this.state.lostAnswers.find((r) => r.remaining > 0 && r.matches(record))
+        : undefined;
+    if (lost) {
+      lost.remaining -= 1;
+      if (lost.remaining === 0) this.state.lostAnswers.splice(this.state.lostAnswers.indexOf(lost), 1);
+      record.lostAnswer = true;
+      if (lost.how === "drop") {
+        record.status = 0;
+        res.destroy();
+        this.state.notify();
+        return;
+      }
+      reply = { status: 500, body: { message: "500: Internal Server Error", code: 0 } };
+    }
     record.status = reply.status;
     if (reply.body !== undefined) record.response = reply.body;
     if (!res.destroyed) {
@@ -263,6 +280,16 @@ export class RestApi {
       status: 200,
       body: { ...userObject(s.botUser), verified: true, mfa_enabled: true, locale: "en-US", email: null },
     }));
+    this.on("POST", "/users/@me/channels", true, ({ record }) => {
+      const recipient = String((record.body as { recipient_id?: unknown } | undefined)?.recipient_id ?? "");
+      const user = s.users.get(recipient);
+      if (!user) throw Errors.unknownUser();
+      const dm = s.dmChannel(recipient);
+      return {
+        status: 200,
+        body: { id: dm.id, type: 1, last_message_id: null, flags: 0, recipients: [userObject(user)] },
+      };
+    });
     this.on("GET", "/users/{user_id}", true, ({ params }) => {
       const user = s.users.get(params.user_id ?? "");
       if (!user) throw Errors.unknownUser();
@@ -708,11 +735,21 @@ export class RestApi {
 
   private createChannelMessage({ record, params }: RequestContext): Reply {
     const channel = this.channelOf(params);
-    if (![0, 5, 10, 11, 12].includes(channel.type)) throw Errors.nonTextChannel();
+    if (![0, 1, 5, 10, 11, 12].includes(channel.type)) throw Errors.nonTextChannel();
+    if (
+      channel.type === 1 &&
+      [...this.state.dmChannels].some(([u, c]) => c === channel && this.state.closedDms.has(u))
+    )
+      throw new ApiError(403, 50007, "Cannot send messages to this user");
     this.checkUploadSizes(record.files, channel.attachmentSizeLimit);
     this.checkMessageBody(record, "/channels/{channel_id}/messages", record.body, [], []);
     const body = (record.body ?? {}) as MessageBody;
     if (emptyCreate(body, record.files)) throw Errors.emptyMessage();
+    // enforce_nonce: the same nonce from the same author within a few minutes answers the message it made.
+    if (body.enforce_nonce === true && body.nonce !== undefined) {
+      const made = this.state.messageByNonce(channel.id, this.state.botUser.id, body.nonce);
+      if (made) return { status: 200, body: made };
+    }
     let messageReference: Record<string, unknown> | undefined;
     const ref = body.message_reference as Record<string, unknown> | undefined;
     if (ref?.message_id !== undefined) {

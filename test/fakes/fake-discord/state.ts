@@ -45,8 +45,10 @@ export interface RecordedRequest {
   authorized: boolean;
   /** performance.now() when the request arrived. */
   receivedAt: number;
-  /** The status the fake answered (0 while it is being handled). */
+  /** The status the fake answered (0 while it is being handled, or when a scripted drop cut it off). */
   status: number;
+  /** The request took effect but its answer was lost (loseAnswerNext): a 500, or a dropped connection. */
+  lostAnswer?: boolean;
   /** The JSON the fake answered with, if any. */
   response?: unknown;
 }
@@ -120,6 +122,19 @@ export interface RateLimitRule {
   scope: "user" | "global" | "shared";
   remaining: number;
 }
+
+/**
+ * A scripted lost answer: Discord did what the request asked (the message exists), then the answer never
+ * reached the client: a 500, or the connection dropped without one.
+ */
+export interface LostAnswerRule {
+  matches: (req: RecordedRequest) => boolean;
+  how: "500" | "drop";
+  remaining: number;
+}
+
+/** How long Discord keeps a nonce for enforce_nonce ("the past few minutes"). */
+export const NONCE_WINDOW_MS = 5 * 60_000;
 
 /** Thrown by a route to answer with a Discord error. */
 export class ApiError extends Error {
@@ -201,6 +216,11 @@ export class DiscordState {
   readonly globalCommands: StoredCommand[] = [];
   readonly guildCommands = new Map<string, StoredCommand[]>();
   readonly rateLimits: RateLimitRule[] = [];
+  readonly lostAnswers: LostAnswerRule[] = [];
+  /** DM channels the bot opened (POST /users/@me/channels), by recipient user id. */
+  readonly dmChannels = new Map<string, FakeChannel>();
+  /** Users who do not take DMs from the bot (50007 Cannot send messages to this user). */
+  readonly closedDms = new Set<string>();
   /** Users the fake has seen (the bot, interaction users, message authors), for GET /users/{id}. */
   readonly users = new Map<string, FakeUser>();
   /** Files users attached to slash command options (served under /ephemeral-attachments). */
@@ -226,7 +246,38 @@ export class DiscordState {
       const found = guild.channels.find((c) => c.id === id);
       if (found) return found;
     }
+    for (const dm of this.dmChannels.values()) if (dm.id === id) return dm;
     return undefined;
+  }
+
+  /** The bot's DM channel with a user, opened on first use. */
+  dmChannel(userId: string): FakeChannel {
+    let dm = this.dmChannels.get(userId);
+    if (!dm) {
+      dm = {
+        id: this.ids.next(),
+        guildId: "",
+        name: "",
+        type: 1,
+        nsfw: false,
+        topic: null,
+        position: 0,
+        attachmentSizeLimit: 10 * 1024 * 1024,
+      };
+      this.dmChannels.set(userId, dm);
+    }
+    return dm;
+  }
+
+  /** The message a bot sent with this nonce in this channel within Discord's nonce window (enforce_nonce). */
+  messageByNonce(channelId: string, authorId: string, nonce: unknown): FakeMessage | undefined {
+    const since = this.clock() - NONCE_WINDOW_MS;
+    return this.channelMessages(channelId).find(
+      (m) =>
+        m.nonce === nonce &&
+        (m.author as { id?: string }).id === authorId &&
+        Date.parse(m.timestamp) >= since,
+    );
   }
 
   guild(id: string): FakeGuild | undefined {

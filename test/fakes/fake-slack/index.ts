@@ -117,6 +117,8 @@ export interface FakeSlackCall {
   response?: unknown;
   /** Parameters the method's contract does not know (Slack ignores them; often a misspelling). */
   unknownParams: string[];
+  /** The call took effect but its answer was lost (loseAnswerNext). */
+  lostAnswer?: boolean;
 }
 
 /** A request the real Slack would refuse for breaking its contract (or a Block Kit limit). */
@@ -205,6 +207,7 @@ export class FakeSlack {
   private readonly socket: SocketModeServer;
   private readonly uploadTickets = new Map<string, string>();
   private readonly rateLimits = new Map<string, RateLimit[]>();
+  private readonly lostAnswers = new Map<string, { how: "500" | "drop"; remaining: number }[]>();
   private readonly waiters = new Set<Waiter>();
   private readonly payloadContext: PayloadContext;
 
@@ -344,6 +347,17 @@ export class FakeSlack {
     const queue = this.rateLimits.get(method) ?? [];
     queue.push({ retryAfterS: options.retryAfterS, remaining: options.count ?? 1 });
     this.rateLimits.set(method, queue);
+  }
+
+  /**
+   * Lets the next `count` (default 1) successful calls of `method` take effect (the message is posted, the
+   * files shared) and then loses the answer: HTTP 500, or (`how: "drop"`) the connection closed without one.
+   * The call is recorded with `lostAnswer: true`.
+   */
+  loseAnswerNext(method: string, options: { count?: number; how?: "500" | "drop" } = {}): void {
+    const queue = this.lostAnswers.get(method) ?? [];
+    queue.push({ how: options.how ?? "500", remaining: options.count ?? 1 });
+    this.lostAnswers.set(method, queue);
   }
 
   /**
@@ -509,6 +523,16 @@ export class FakeSlack {
     const tokenKind = this.tokenKind(bearer ?? (typeof bodyToken === "string" ? bodyToken : undefined));
     const call = this.startCall(method, params, tokenKind, contentType);
     const { status, body, headers } = this.answerApi(call, decoded.error);
+    const lost = body.ok === true ? this.lostAnswers.get(method)?.[0] : undefined;
+    if (lost) {
+      // The method did its work above; the answer never reaches the client.
+      if (--lost.remaining <= 0) this.lostAnswers.get(method)?.shift();
+      call.lostAnswer = true;
+      if (lost.how === "drop") res.destroy();
+      else sendJson(res, 500, { ok: false, error: "internal_error" }, headers);
+      this.finishCall(call, lost.how === "drop" ? 0 : 500, body);
+      return;
+    }
     sendJson(res, status, body, headers);
     this.finishCall(call, status, body);
   }

@@ -48,6 +48,8 @@ export interface FakeSlackMessage {
   attachments?: unknown[] | undefined;
   /** Ids of files shared with the message (files.completeUploadExternal). */
   files?: string[] | undefined;
+  /** Message metadata (chat.postMessage `metadata`), shown by history reads that ask for it. */
+  metadata?: { event_type: string; event_payload: unknown } | undefined;
   /** Author: the bot user for the bot's messages. */
   user: string;
   bot_id?: string | undefined;
@@ -201,8 +203,8 @@ export class WorkspaceState {
     if (change.attachments !== undefined) message.attachments = change.attachments;
   }
 
-  /** A message as Slack renders it in API answers and payloads. */
-  messageObject(m: FakeSlackMessage): Json {
+  /** A message as Slack renders it in API answers and payloads (metadata only where asked for). */
+  messageObject(m: FakeSlackMessage, withMetadata = false): Json {
     const c = this.config;
     const bot = m.bot_id !== undefined;
     const parent = m.thread_ts && m.thread_ts !== m.ts ? this.message(m.channel, m.thread_ts) : undefined;
@@ -235,6 +237,7 @@ export class WorkspaceState {
       ...(m.files ? { files: m.files.flatMap((id) => this.fileObjectById(id)) } : {}),
       ...(m.thread_ts ? { thread_ts: m.thread_ts } : {}),
       ...(parent ? { parent_user_id: parent.user } : {}),
+      ...(withMetadata && m.metadata ? { metadata: m.metadata } : {}),
     };
   }
 

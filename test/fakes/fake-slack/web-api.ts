@@ -44,6 +44,8 @@ export const METHOD_SCOPES: Record<string, string | undefined> = {
   "chat.postEphemeral": "chat:write",
   "chat.delete": "chat:write",
   "conversations.info": "channels:read",
+  "conversations.history": "channels:history",
+  "conversations.replies": "channels:history",
   "users.info": "users:read",
   "files.getUploadURLExternal": "files:write",
   "files.completeUploadExternal": "files:write",
@@ -59,6 +61,8 @@ export const DEFAULT_SCOPES = [
   "files:read",
   "channels:read",
   "groups:read",
+  "channels:history",
+  "groups:history",
   "users:read",
 ] as const;
 
@@ -148,6 +152,17 @@ function requirePostable(ctx: MethodContext, channel: Channel): void {
 
 type Method = (ctx: MethodContext, params: Json) => Json;
 
+type StoredMessage = WorkspaceState["messages"][number];
+
+/** Messages between `oldest` and `latest` (exclusive, Slack's default), the newest `limit` (default 100). */
+function pick(all: StoredMessage[], params: Json): { messages: StoredMessage[]; more: boolean } {
+  const oldest = Number(str(params, "oldest") ?? 0);
+  const latest = Number(str(params, "latest") ?? Number.POSITIVE_INFINITY);
+  const limit = Math.min(1000, Math.max(1, Number(str(params, "limit") ?? 100)));
+  const inRange = all.filter((m) => Number(m.ts) > oldest && Number(m.ts) < latest);
+  return { messages: inRange.slice(-limit), more: inRange.length > limit };
+}
+
 const blockKitViolation = (ctx: MethodContext) => (errors: string[]) => ctx.violation("block-kit", errors);
 
 /** The implemented methods, by name. */
@@ -170,11 +185,20 @@ export const METHODS: Record<string, Method> = {
     const channel = requireChannel(ctx, str(params, "channel"));
     requirePostable(ctx, channel);
     const content = messageContent(params, blockKitViolation(ctx));
+    const metadata = jsonField(params, "metadata", "invalid_metadata_format") as
+      | { event_type?: unknown; event_payload?: unknown }
+      | undefined;
+    if (
+      metadata !== undefined &&
+      (typeof metadata?.event_type !== "string" || typeof metadata.event_payload !== "object")
+    )
+      throw new SlackApiError("invalid_metadata_format");
     const message = ctx.state.addMessage({
       channel: channel.id,
       ...content,
       thread_ts: str(params, "thread_ts"),
       via: "chat.postMessage",
+      ...(metadata ? { metadata: metadata as { event_type: string; event_payload: unknown } } : {}),
     });
     return { ok: true, channel: channel.id, ts: message.ts, message: ctx.state.messageObject(message) };
   },
@@ -225,6 +249,59 @@ export const METHODS: Record<string, Method> = {
   "conversations.info": (ctx, params) => {
     const channel = requireChannel(ctx, str(params, "channel"));
     return { ok: true, channel: ctx.state.conversationObject(channel.id) };
+  },
+
+  // Reads the bot's channel: top-level messages (a thread's replies stay in the thread), newest first.
+  "conversations.history": (ctx, params) => {
+    const channel = requireChannel(ctx, str(params, "channel"));
+    if (!channel.isMember && !channel.id.startsWith("D")) throw new SlackApiError("not_in_channel");
+    const { messages, more } = pick(
+      ctx.state.messages.filter(
+        (m) =>
+          m.channel === channel.id && !m.deleted && !m.ephemeral && (!m.thread_ts || m.thread_ts === m.ts),
+      ),
+      params,
+    );
+    return {
+      ok: true,
+      messages: messages
+        .reverse()
+        .map((m) =>
+          ctx.state.messageObject(
+            m,
+            params.include_all_metadata === "true" || params.include_all_metadata === true,
+          ),
+        ),
+      has_more: more,
+      pin_count: 0,
+      response_metadata: { next_cursor: "" },
+    };
+  },
+
+  // A thread: its parent first, then the replies, oldest first.
+  "conversations.replies": (ctx, params) => {
+    const channel = requireChannel(ctx, str(params, "channel"));
+    if (!channel.isMember && !channel.id.startsWith("D")) throw new SlackApiError("not_in_channel");
+    const ts = str(params, "ts") ?? "";
+    const parent = ctx.state.message(channel.id, ts);
+    if (!parent) throw new SlackApiError("thread_not_found");
+    const { messages, more } = pick(
+      ctx.state.messages.filter(
+        (m) => m.channel === channel.id && !m.deleted && !m.ephemeral && (m.ts === ts || m.thread_ts === ts),
+      ),
+      params,
+    );
+    return {
+      ok: true,
+      messages: messages.map((m) =>
+        ctx.state.messageObject(
+          m,
+          params.include_all_metadata === "true" || params.include_all_metadata === true,
+        ),
+      ),
+      has_more: more,
+      response_metadata: { next_cursor: "" },
+    };
   },
 
   "users.info": (ctx, params) => {
