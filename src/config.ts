@@ -37,6 +37,10 @@ export const DEFAULT_CONFIG = {
 const DEVICES = ["auto", "cuda", "cpu"] as const;
 type Device = (typeof DEVICES)[number];
 
+/** EASEL_LOG_FORMAT: one human-readable line per event, or pino's JSON lines for a log collector. */
+export const LOG_FORMATS = ["human", "json"] as const;
+export type LogFormat = (typeof LOG_FORMATS)[number];
+
 /** Every quality the OpenAI images API knows; which model takes which is checked by the backend. */
 export const OPENAI_QUALITIES = ["standard", "hd", "low", "medium", "high", "auto"] as const;
 export type OpenAiQuality = (typeof OPENAI_QUALITIES)[number];
@@ -143,6 +147,12 @@ const EnvSchema = z.object({
       message: "EASEL_DEBUG must be 1 or 0",
     })
     .transform((s) => s !== undefined && /^(1|true|on)$/i.test(s)),
+  EASEL_RETENTION_DAYS: wholeNumber("EASEL_RETENTION_DAYS", 1, 36_500),
+  EASEL_LOG_FORMAT: optionalString
+    .refine((s) => s === undefined || LOG_FORMATS.includes(s as LogFormat), {
+      message: "EASEL_LOG_FORMAT must be human or json",
+    })
+    .transform((s) => s as LogFormat | undefined),
 });
 
 /**
@@ -150,7 +160,15 @@ const EnvSchema = z.object({
  * must not stop `easel generate`: under the "cli" scope they are left out before validation.
  */
 const BOT_ONLY_VARIABLE =
-  /^(DISCORD_|SLACK_|OPENAI_|EASEL_ELO_|EASEL_MAX_QUEUED)|^EASEL_(ADMIN_IDS|VARIATION_STRENGTH|UPSCALE_STRENGTH|IDLE_UNLOAD_MINUTES)$/;
+  /^(DISCORD_|SLACK_|OPENAI_|EASEL_ELO_|EASEL_MAX_QUEUED)|^EASEL_(ADMIN_IDS|VARIATION_STRENGTH|UPSCALE_STRENGTH|IDLE_UNLOAD_MINUTES|LOG_FORMAT|RETENTION_DAYS)$/;
+
+/**
+ * What the LDM worker process is given of the environment: what Node, onnxruntime, CUDA and OpenMP read. Never
+ * the tokens and keys (the worker renders; it talks to no platform), so a crash dump or a stray log line of
+ * the worker cannot hold them.
+ */
+const WORKER_VARIABLE =
+  /^(PATH|HOME|TMPDIR|TMP|TEMP|LANG|LANGUAGE|TZ|LC_[A-Z_]+|LD_LIBRARY_PATH|CUDA_[A-Z_]+|CUDNN_[A-Z_]+|NVIDIA_[A-Z_]+|OMP_[A-Z_]+|ORT_[A-Z_]+|SYSTEMROOT|SystemRoot|WINDIR)$/;
 
 /** Who reads the configuration: the bot validates every variable, the CLI only those it uses. */
 export type ConfigScope = "bot" | "cli";
@@ -189,8 +207,14 @@ export interface Config {
   queue: { maxQueued?: number; maxQueuedPerWorkspace?: number };
   /** Hugging Face hub for `easel models pull`: base URL and token (gated repos). */
   hub: { endpoint: string; token?: string };
+  /** EASEL_RETENTION_DAYS: prune finished jobs this old; unset keeps everything. */
+  retentionDays?: number;
   /** EASEL_DEBUG: stack traces and verbose logs. */
   debug: boolean;
+  /** The LDM worker's whole environment: the variables Node and onnxruntime read, no secrets. */
+  workerEnv: Record<string, string>;
+  /** EASEL_LOG_FORMAT: how the bot's log lines are written (default human). */
+  logFormat: LogFormat;
 }
 
 /** Drops undefined members so optional fields stay absent (exactOptionalPropertyTypes). */
@@ -269,7 +293,14 @@ export function loadConfig(
     elo: { k: e.EASEL_ELO_K ?? DEFAULT_ELO.k, start: e.EASEL_ELO_START ?? DEFAULT_ELO.start },
     queue: defined({ maxQueued: e.EASEL_MAX_QUEUED, maxQueuedPerWorkspace: e.EASEL_MAX_QUEUED_PER_SERVER }),
     hub: { endpoint: e.HF_ENDPOINT ?? DEFAULT_CONFIG.hubEndpoint, ...defined({ token: e.HF_TOKEN }) },
+    ...defined({ retentionDays: e.EASEL_RETENTION_DAYS }),
     debug: e.EASEL_DEBUG,
+    workerEnv: Object.fromEntries(
+      Object.entries(source).filter(
+        (entry): entry is [string, string] => WORKER_VARIABLE.test(entry[0]) && typeof entry[1] === "string",
+      ),
+    ),
+    logFormat: e.EASEL_LOG_FORMAT ?? "human",
   };
 }
 

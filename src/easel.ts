@@ -24,8 +24,10 @@ import type { TokenCount } from "./core/explain.ts";
 import type { Job } from "./core/job.ts";
 import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
 import type { BackendName } from "./core/request.ts";
+import { Housekeeper } from "./core/retention.ts";
 import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
 import { utcDay } from "./core/spend.ts";
+import { loggerFor } from "./logging/logger.ts";
 import { DiscordBot } from "./platforms/discord/discord-bot.ts";
 import { SlackBot } from "./platforms/slack/slack-bot.ts";
 import { encodeAnimation } from "./render/animation.ts";
@@ -35,6 +37,7 @@ import { encodePng } from "./render/png.ts";
 import { prepareImage } from "./render/prepare-image.ts";
 import { SqliteEngineStore } from "./store/engine-store.ts";
 import { Store } from "./store/index.ts";
+import { storeHousekeeping } from "./store/retention.ts";
 import { storeSettingsPort } from "./store/settings-port.ts";
 
 /**
@@ -57,11 +60,27 @@ export interface EaselHandle {
 }
 
 export interface StartOptions {
+  /**
+   * Where every part's log lines go: src/main.ts passes its sink (src/logging), tests a collector. Left out,
+   * a sink for `config` is made here (stderr, redacted).
+   */
   log?: (line: string) => void;
+  /** The SDKs' own debug output (discord.js, bolt); only given with EASEL_DEBUG=1. */
+  debug?: (line: string) => void;
   /** Minimum milliseconds between two edits of a job's status message (default 2000). */
   minEditIntervalMs?: number;
   /** The package version, for /info. */
   version?: string;
+}
+
+/** The caller's sink (src/main.ts's, a test's collector), else one for `config`: every part logs into it. */
+function sinkOf(
+  config: Config,
+  options: StartOptions,
+): { log: (line: string) => void; debug?: (line: string) => void } {
+  if (options.log) return { log: options.log, ...(options.debug ? { debug: options.debug } : {}) };
+  const logger = loggerFor(config);
+  return { log: logger.log, ...(logger.debugEnabled ? { debug: logger.debug } : {}) };
 }
 
 /** SD 2.x v-prediction models were trained at 768, the others at 512. */
@@ -69,7 +88,7 @@ const nativeSide = (family: string | undefined): number => (family === "sd2-v" ?
 
 /** Starts every configured platform over one engine; throws a "config" EaselError when nothing can render. */
 export async function startEasel(config: Config, options: StartOptions = {}): Promise<EaselHandle> {
-  const log = options.log ?? ((line: string) => console.error(line));
+  const { log, debug } = sinkOf(config, options);
   const store = Store.open(config.dataDir);
   const cleanup: (() => Promise<void> | void)[] = [() => store.close()];
   try {
@@ -88,7 +107,8 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
             deviceId: config.cudaDevice,
             ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
           },
-          { idleUnloadMs: config.idleUnloadMinutes * 60_000, log },
+          // The worker gets only the variables Node and onnxruntime read, never the tokens.
+          { idleUnloadMs: config.idleUnloadMinutes * 60_000, log, env: config.workerEnv },
         );
         supervisors.set(model, s);
       }
@@ -142,6 +162,12 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     });
 
     const previewsDir = join(config.dataDir, "previews");
+    // Temp files and expired reply tokens at start and hourly; old jobs too when EASEL_RETENTION_DAYS is set.
+    const housekeeper = new Housekeeper(storeHousekeeping(store, previewsDir), {
+      ...(config.retentionDays === undefined ? {} : { retentionDays: config.retentionDays }),
+      log,
+    });
+    cleanup.push(() => housekeeper.stop());
     const previewFile = (jobId: string) => join(previewsDir, `${jobId}.gif`);
     const previews: PreviewKeeper = {
       async keep(job, frames) {
@@ -298,6 +324,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         ...(config.discord.guildId ? { guildId: config.discord.guildId } : {}),
         ...(config.discord.apiBase ? { apiBase: config.discord.apiBase } : {}),
         log,
+        ...(debug ? { debug } : {}),
       });
       const bot = discord;
       cleanup.push(() => bot.stop());
@@ -313,6 +340,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         ...(config.slack.apiUrl ? { apiUrl: config.slack.apiUrl } : {}),
         port: config.slack.port,
         log,
+        ...(debug ? { debug } : {}),
       });
       const bot = slack;
       cleanup.push(() => bot.stop());
@@ -321,6 +349,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
 
     await engine.start();
     contests.start();
+    housekeeper.start();
 
     let stopped = false;
     return {

@@ -2,47 +2,54 @@ import { createRequire } from "node:module";
 import { type Config, loadConfig, platformReadiness } from "./config.ts";
 import { describeStartupError } from "./core/startup.ts";
 import { type EaselHandle, startEasel } from "./easel.ts";
+import { createLogger, type Logger, loggerFor } from "./logging/logger.ts";
 
 /**
  * `npm start`: reads the configuration, says plainly what is missing when no platform can start, else starts
  * every configured platform over one engine and stops gracefully on SIGINT / SIGTERM (running jobs get 30 s to
  * finish; whatever is still waiting stays queued in the database for the next start). A second signal exits at
  * once. A start-up failure is one line naming the variable and the cause; stacks only with EASEL_DEBUG=1.
+ *
+ * Everything easel says goes through one sink (src/logging), made here once from the configuration and handed
+ * to every part: redacted, human lines or JSON (EASEL_LOG_FORMAT), on stderr.
  */
 
 const SHUTDOWN_GRACE_MS = 30_000;
 
 let config: Config | undefined;
+/** Until the configuration is read (or when it cannot be): human lines, credential shapes still redacted. */
+let logger: Logger = createLogger();
 
 async function main(): Promise<number> {
   config = loadConfig();
+  logger = loggerFor(config);
   const { ready, missing } = platformReadiness(config);
   if (ready.length === 0) {
-    console.error(
-      [
-        "easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).",
-        ...missing,
-      ]
-        .map((line, i) => (i === 0 ? line : `  - ${line}`))
-        .join("\n"),
+    logger.error(
+      "easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).",
     );
+    for (const line of missing) logger.error(`  - ${line}`);
     return 1;
   }
   const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
-  const easel: EaselHandle = await startEasel(config, { version });
-  console.error(`easel ${version}: serving ${ready.join(" and ")}; data in ${config.dataDir}`);
+  const easel: EaselHandle = await startEasel(config, {
+    version,
+    log: logger.log,
+    ...(logger.debugEnabled ? { debug: logger.debug } : {}),
+  });
+  logger.info(`easel ${version}: serving ${ready.join(" and ")}; data in ${config.dataDir}`);
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      console.error(`easel: ${signal} again, exiting now (waiting jobs stay queued for the next start)`);
+      logger.warn(`easel: ${signal} again, exiting now (waiting jobs stay queued for the next start)`);
       process.exit(130);
     }
     stopping = true;
-    console.error(`easel: ${signal}, stopping (running jobs get ${SHUTDOWN_GRACE_MS / 1000} s)…`);
+    logger.info(`easel: ${signal}, stopping (running jobs get ${SHUTDOWN_GRACE_MS / 1000} s)…`);
     easel.stop(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),
       (err: unknown) => {
-        console.error(`easel: ${describeStartupError(err, config?.debug ?? false)}`);
+        logger.error(`easel: ${failure(err)}`, err);
         process.exit(1);
       },
     );
@@ -52,12 +59,21 @@ async function main(): Promise<number> {
   return 0;
 }
 
+/**
+ * The cause in one line. Its stack frames are the sink's to add (under EASEL_DEBUG=1, from the error given
+ * with the line), so the hint to set EASEL_DEBUG goes when it is already set.
+ */
+function failure(err: unknown): string {
+  const line = describeStartupError(err, false);
+  return logger.debugEnabled ? line.replace(/ \(set EASEL_DEBUG=1 for the stack trace\)$/, "") : line;
+}
+
 main().then(
   (code) => {
     if (code !== 0) process.exitCode = code;
   },
   (err: unknown) => {
-    console.error(`easel cannot start: ${describeStartupError(err, config?.debug ?? false)}`);
+    logger.error(`easel cannot start: ${failure(err)}`, err);
     // Whatever the failed start left open (a half-made gateway connection, a retry timer) must not keep the
     // process alive: an operator's service manager should see the exit.
     process.exit(1);

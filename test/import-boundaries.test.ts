@@ -23,6 +23,7 @@ const SDK_HOME: Record<string, string> = {
   "@slack": "src/platforms/slack",
   "@huggingface": "src/backends/ldm",
   commander: "src/cli",
+  pino: "src/logging",
 };
 
 /** Folder → folders (under src/ or commands/) it must not import from. */

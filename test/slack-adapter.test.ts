@@ -314,20 +314,21 @@ describe("the Slack outlet", () => {
       },
     } as Job;
     const services = { deliveries: memoryDeliveries(), jobs: { get: () => job } } as unknown as BotServices;
-    const outlet = new SlackOutlet(client, services, new ReplySender(client), { log: () => {} });
+    const bound: unknown[] = [];
+    const handles = { bind: (_: string, handle: unknown) => void bound.push(handle), unbound: () => {} };
+    const outlet = new SlackOutlet(client, services, new ReplySender(client), { log: () => {}, handles });
     const url = f.slashCommandPayload({ command: "/imagine", text: "x" }).response_url ?? "";
-    const pending = outlet.expect(job.id);
-    const status = pending.open({
+    const target = await outlet.opening(job.id).open({
       channelId: "C0123456789",
       model: presentQueued(job, 1, 1000, false),
       reply: { channelId: "C0123456789", userId: "U0A11CE0001", responseUrl: url, issuedAt: Date.now() },
     });
-    // The relay's first edit waits for the message instead of posting its own.
-    await outlet.status(job, presentRunning(job));
-    const target = await status;
+    // The posted message is handed to the relay, which edits it from then on.
+    expect(bound).toEqual([target]);
+    await outlet.status(job, target, presentRunning(job));
     const failed = presentFailed(job, "The renderer stopped.");
-    await outlet.failure(job, failed);
-    await outlet.failure(job, failed);
+    await outlet.failure(job, target, failed);
+    await outlet.failure(job, target, failed);
 
     const [message, ...others] = f.messages("C0123456789").filter((m) => !m.ephemeral);
     expect(others).toEqual([]);

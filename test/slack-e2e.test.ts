@@ -9,13 +9,7 @@ import type { Job } from "../src/core/job.ts";
 import { BOT_MESSAGES } from "../src/core/messages.ts";
 import { presentDone } from "../src/core/presenter.ts";
 import { SLACK_EVENTS_PATH } from "../src/platforms/slack/slack-bot.ts";
-import {
-  startTestEasel,
-  type TestEasel,
-  TOKENIZER_DIR,
-  tinyAndSlowModelsDir,
-  tinyModelsDir,
-} from "./easel-harness.ts";
+import { startTestEasel, type TestEasel, TOKENIZER_DIR, tinyAndSlowModelsDir } from "./easel-harness.ts";
 import {
   FakeSlack,
   type FakeSlackMessage,
@@ -339,7 +333,8 @@ describe("Slack in Socket Mode", () => {
       width: 64,
       height: 64,
     }));
-    await e.slack?.jobOutlet.result(e.store.jobs.getJob(jobId) as Job, model, files);
+    const again = e.store.jobs.getJob(jobId) as Job;
+    await e.slack?.jobOutlet.result(again, e.slack.jobOutlet.recorded(again), model, files);
     expect(f.files).toHaveLength(1);
     expect(f.violations).toEqual([]);
   });

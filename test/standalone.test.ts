@@ -66,4 +66,16 @@ describe("the repository stands alone", () => {
     }
     expect(ignored).toBe("");
   });
+
+  it("installs from the npm registry alone: onnxruntime-node's CUDA download is skipped by npm 10 and 11 alike", () => {
+    const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+      allowScripts?: Record<string, boolean>;
+    };
+    // npm 11: the supported per-package switch for install scripts.
+    expect(pkg.allowScripts?.["onnxruntime-node"]).toBe(false);
+    // The native builds easel needs still run.
+    expect(pkg.allowScripts?.["better-sqlite3"]).toBe(true);
+    // npm 10 has no allowScripts: onnxruntime-node's own script reads this setting.
+    expect(readFileSync(join(ROOT, ".npmrc"), "utf8")).toMatch(/^onnxruntime-node-install=skip$/m);
+  });
 });

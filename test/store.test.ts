@@ -2,6 +2,7 @@ import { spawn } from "node:child_process";
 import { createHash } from "node:crypto";
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -17,9 +18,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import { EaselError } from "../src/core/errors.ts";
 import { JOB_STATES, JOB_TRANSITIONS, type JobState } from "../src/core/job.ts";
 import type { GenerationRequest } from "../src/core/request.ts";
-import { durableWriteTransaction } from "../src/store/database.ts";
-import { DEFAULT_IMAGE_FILE_OPS, type ImageFileOps } from "../src/store/images.ts";
-import { MIGRATIONS, type Migration, Store, type StoreOptions } from "../src/store/index.ts";
+import { durableWriteTransaction, openDatabase, schemaVersion } from "../src/store/database.ts";
+import { DEFAULT_IMAGE_FILE_OPS, type ImageFileOps, sweepStaleTempFiles } from "../src/store/images.ts";
+import {
+  MIGRATIONS,
+  type Migration,
+  Store,
+  type StoreOptions,
+  storeHousekeeping,
+} from "../src/store/index.ts";
 import { JOB_ID_LENGTH } from "../src/store/jobs.ts";
 
 const roots: string[] = [];
@@ -254,7 +261,9 @@ describe("jobs", () => {
     queued: [],
     running: ["running"],
     rendered: ["running", "rendered"],
+    delivering: ["running", "rendered", "delivering"],
     delivered: ["running", "rendered", "delivered"],
+    undeliverable: ["running", "rendered", "delivering", "undeliverable"],
     failed: ["failed"],
     cancelled: ["cancelled"],
   };
@@ -734,6 +743,456 @@ describe("deliveries", () => {
         }),
       ).code,
     ).toBe("invalid_argument");
+  });
+});
+
+describe("schema version 4 (retention indexes)", () => {
+  it("upgrades a version 3 file in place: rows kept, the new indexes there and used", () => {
+    const dataDir = join(tempDir(), "data");
+    dataDirs.push(dataDir);
+    // Raw SQL at version 3: the store's modules speak the newest schema.
+    const v3 = openDatabase(dataDir, { migrations: MIGRATIONS.slice(0, 3) });
+    expect(schemaVersion(v3)).toBe(3);
+    const json = JSON.stringify({ ...request(), init: { imageId: "a".repeat(64), strength: 0.5 } });
+    v3.prepare(
+      `INSERT INTO jobs (id, event_id, request, platform, workspace_id, channel_id, user_id, backend, model,
+         created_at, updated_at) VALUES ('job000v3', 'v3-job', ?, 'discord', 'g', 'c', 'u', 'ldm', 'm', 1, 1)`,
+    ).run(json);
+    v3.prepare(
+      `INSERT INTO deliveries (job_id, platform, kind, channel_id, message_id, reply_token, reply_expires_at,
+         created_at, updated_at) VALUES ('job000v3', 'discord', 'status', 'c', 'm', 'tok', 5, 1, 1)`,
+    ).run();
+    v3.close();
+
+    const v4 = openDatabase(dataDir, { migrations: MIGRATIONS.slice(0, 4) });
+    expect(schemaVersion(v4)).toBe(4);
+    expect(v4.prepare("SELECT reply_token FROM deliveries WHERE job_id = 'job000v3'").pluck().get()).toBe(
+      "tok",
+    );
+    const indexes = v4
+      .prepare(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+      )
+      .pluck()
+      .all();
+    expect(indexes).toEqual(
+      expect.arrayContaining([
+        "arena_matches_job_a",
+        "arena_matches_job_b",
+        "deliveries_reply_expiry",
+        "jobs_init_image",
+      ]),
+    );
+    const plan = (sql: string) =>
+      (v4.prepare(`EXPLAIN QUERY PLAN ${sql}`).all() as { detail: string }[]).map((r) => r.detail).join("; ");
+    // The pruner's "does a job start from this image?" is an index search, not a scan of every job.
+    expect(plan("SELECT 1 FROM jobs WHERE json_extract(request, '$.init.imageId') = 'x'")).toMatch(
+      /USING COVERING INDEX jobs_init_image/,
+    );
+    expect(plan("SELECT 1 FROM arena_matches WHERE job_b = 'x'")).toMatch(/arena_matches_job_b/);
+    // The job written before the index exists is in it.
+    expect(
+      v4
+        .prepare("SELECT id FROM jobs WHERE json_extract(request, '$.init.imageId') = ?")
+        .pluck()
+        .get("a".repeat(64)),
+    ).toBe("job000v3");
+    v4.close();
+  });
+});
+
+describe("clearing expired reply tokens", () => {
+  const T = 1_700_000_000_000;
+
+  it("nulls tokens past their expiry, and undated ones older than an hour, on finished jobs only", () => {
+    let now = T;
+    const store = openStore({ clock: () => now });
+    const job = (eventId: string, to: JobState[]) => {
+      const { job } = store.jobs.createJob({ eventId, request: request() });
+      for (const state of to) store.jobs.transition(job.id, state);
+      return job.id;
+    };
+    const delivered = job("tok-delivered", ["running", "rendered", "delivered"]);
+    const running = job("tok-running", ["running"]);
+    const failedShown = job("tok-failed-shown", ["failed"]);
+    store.jobs.markFailureNotified(failedShown);
+    const failedUnshown = job("tok-failed-unshown", ["failed"]);
+    let message = 0;
+    const record = (jobId: string, token: { replyToken?: string; replyExpiresAt?: number }) =>
+      store.deliveries.recordDelivery({
+        jobId,
+        platform: "discord",
+        kind: "status",
+        channelId: "c",
+        messageId: `m${++message}`,
+        ...token,
+      }).id;
+    const expired = record(delivered, { replyToken: "dead", replyExpiresAt: T + 15 * 60_000 });
+    const alive = record(delivered, { replyToken: "alive", replyExpiresAt: T + 60 * 60_000 });
+    const undated = record(delivered, { replyToken: "undated" });
+    const unfinished = record(running, { replyToken: "running", replyExpiresAt: T + 15 * 60_000 });
+    const shown = record(failedShown, { replyToken: "shown", replyExpiresAt: T + 15 * 60_000 });
+    const unshown = record(failedUnshown, { replyToken: "unshown", replyExpiresAt: T + 15 * 60_000 });
+    const token = (id: number) =>
+      store.db.prepare("SELECT reply_token AS t, reply_expires_at AS e FROM deliveries WHERE id = ?").get(id);
+
+    now = T + 14 * 60_000;
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(0);
+
+    now = T + 16 * 60_000;
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(2);
+    expect(token(expired)).toEqual({ t: null, e: null });
+    expect(token(shown)).toEqual({ t: null, e: null });
+    // An unfinished job's dead token still tells the Discord outlet its status message is the interaction
+    // reply; a failure not shown yet is posted through it at start-up.
+    expect(token(unfinished)).toEqual({ t: "running", e: T + 15 * 60_000 });
+    expect(token(unshown)).toEqual({ t: "unshown", e: T + 15 * 60_000 });
+    expect(token(alive)).toEqual({ t: "alive", e: T + 60 * 60_000 });
+    expect(token(undated)).toEqual({ t: "undated", e: null });
+
+    now = T + 61 * 60_000;
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(2);
+    expect(token(alive)).toEqual({ t: null, e: null });
+    expect(token(undated)).toEqual({ t: null, e: null });
+    // The rest of the row is the message record and stays as it was.
+    expect(store.deliveries.deliveriesForJob(delivered).map((d) => d.messageId)).toEqual(["m1", "m2", "m3"]);
+
+    store.jobs.markFailureNotified(failedUnshown);
+    store.jobs.transition(running, "cancelled");
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(2);
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(0);
+  });
+
+  it("clears a long history in batches and counts every row", () => {
+    const store = openStore({ clock: () => T });
+    const { job } = store.jobs.createJob({ eventId: "many-tokens", request: request() });
+    store.jobs.transition(job.id, "cancelled");
+    const insert = store.db.prepare(
+      `INSERT INTO deliveries (job_id, platform, kind, channel_id, message_id, reply_token, reply_expires_at,
+         created_at, updated_at) VALUES (?, 'slack', 'status', 'C', ?, 'url', 1, 0, 0)`,
+    );
+    store.transaction(() => {
+      for (let i = 0; i < 2_500; i++) insert.run(job.id, `ts${i}`);
+    });
+    expect(store.deliveries.clearExpiredReplyTokens()).toBe(2_500);
+    expect(
+      store.db.prepare("SELECT count(*) FROM deliveries WHERE reply_token IS NOT NULL").pluck().get(),
+    ).toBe(0);
+  });
+});
+
+describe("temp files", () => {
+  it("sweeps stale *.tmp files from a flat folder (previews), leaving fresh ones and other files", async () => {
+    const store = openStore();
+    const previews = join(store.dataDir, "previews");
+    mkdirSync(previews, { recursive: true });
+    const names = ["job1.gif.123.tmp", "job2.gif.456.tmp", "job1.gif", "job1.gif.frames"];
+    for (const name of names) writeFileSync(join(previews, name), "x");
+    const old = (Date.now() - 2 * 3600_000) / 1000;
+    for (const name of ["job1.gif.123.tmp", "job1.gif", "job1.gif.frames"])
+      utimesSync(join(previews, name), old, old);
+    expect(await sweepStaleTempFiles(previews, { olderThanMs: 3600_000, now: Date.now() })).toBe(1);
+    expect(readdirSync(previews).sort()).toEqual(["job1.gif", "job1.gif.frames", "job2.gif.456.tmp"]);
+    expect(await sweepStaleTempFiles(join(store.dataDir, "no-such-folder"))).toBe(0);
+  });
+
+  it("storeHousekeeping sweeps the image shards and the previews folder in one call", async () => {
+    const store = openStore();
+    const saved = await store.images.saveImage(new TextEncoder().encode("hk"), { width: 8, height: 8 });
+    const previews = join(store.dataDir, "previews");
+    mkdirSync(previews, { recursive: true });
+    const imageTemp = join(dirname(saved.path), ".x.1.ab.tmp");
+    const previewTemp = join(previews, "job.gif.1.tmp");
+    writeFileSync(imageTemp, "x");
+    writeFileSync(previewTemp, "x");
+    const old = (Date.now() - 2 * 3600_000) / 1000;
+    utimesSync(imageTemp, old, old);
+    utimesSync(previewTemp, old, old);
+    const port = storeHousekeeping(store, previews);
+    expect(await port.sweepTempFiles(3600_000, Date.now())).toBe(2);
+    expect(existsSync(imageTemp) || existsSync(previewTemp)).toBe(false);
+    expect(existsSync(saved.path)).toBe(true);
+  });
+});
+
+describe("retention (pruneOlderThan)", () => {
+  const T0 = 1_700_000_000_000;
+  const DAY = 86_400_000;
+  const bytesOf = (text: string) => new TextEncoder().encode(`\x89PNG retention ${text}`);
+
+  /** A store whose clock the test moves, and helpers that make jobs at given times. */
+  function world() {
+    let now = T0;
+    const store = openStore({ clock: () => now });
+    const previews = join(store.dataDir, "previews");
+    mkdirSync(previews, { recursive: true });
+    const make = (
+      eventId: string,
+      path: JobState[],
+      at: number,
+      extra: Partial<GenerationRequest> = {},
+    ): string => {
+      const { job } = store.jobs.createJob({ eventId, request: { ...request(), ...extra }, now: at });
+      for (const state of path) store.jobs.transition(job.id, state, { now: at });
+      return job.id;
+    };
+    const image = async (jobId: string, variant: number, text: string) =>
+      store.images.saveImage(bytesOf(text), { jobId, variant, width: 8, height: 8, now: T0 });
+    const preview = (jobId: string) => {
+      writeFileSync(join(previews, `${jobId}.gif`), "GIF89a");
+      writeFileSync(join(previews, `${jobId}.gif.frames`), "3");
+    };
+    const ballot = (id: string, kind: "result" | "contest" | "arena", choices: number) =>
+      store.votes.openBallot({
+        id,
+        kind,
+        platform: "discord",
+        workspaceId: "guild-1",
+        channelId: "chan-1",
+        ownerId: kind === "arena" ? "" : "user-1",
+        choices,
+        createdAt: T0,
+      });
+    return {
+      store,
+      previews,
+      make,
+      image,
+      preview,
+      ballot,
+      setNow: (t: number) => {
+        now = t;
+      },
+    };
+  }
+
+  const count = (store: Store, sql: string, ...params: unknown[]) =>
+    Number(
+      store.db
+        .prepare(sql)
+        .pluck()
+        .get(...params),
+    );
+
+  it("prunes old finished jobs with their rows and files, keeping what the rules protect", async () => {
+    const w = world();
+    const { store } = w;
+    const delivered = ["running", "rendered", "delivered"] as JobState[];
+
+    // Old and finished: pruned, with two images (one file shared with a kept job), messages, votes, a preview.
+    const old = w.make("old", delivered, T0);
+    const oldOnly = await w.image(old, 1, "old only");
+    const shared = await w.image(old, 2, "shared");
+    w.preview(old);
+    store.deliveries.recordDelivery({
+      jobId: old,
+      platform: "discord",
+      kind: "result",
+      channelId: "c",
+      messageId: "m-old",
+    });
+    w.ballot(old, "result", 4);
+    store.votes.press(old, { platform: "discord", userId: "voter" }, 2, T0, 0);
+    const failed = w.make("failed", ["failed"], T0 + DAY);
+    store.jobs.markFailureNotified(failed, T0 + DAY);
+    // Failed but never told to its requester: start-up still owes it a notice, so it stays.
+    const failedUntold = w.make("failed-untold", ["failed"], T0 + DAY);
+    const cancelled = w.make("cancelled", ["cancelled"], T0 + DAY);
+
+    // Recent: kept, and its row keeps the shared file.
+    const recent = w.make("recent", delivered, T0 + 35 * DAY);
+    await w.image(recent, 1, "shared");
+    w.preview(recent);
+
+    // Old but unfinished: the engine still owes them work.
+    const queued = w.make("queued", [], T0);
+    const rendered = w.make("rendered", ["running", "rendered"], T0);
+
+    // Old contest with a winner: kept with its images; an old contest nobody voted in is not.
+    const winner = w.make("winner", delivered, T0);
+    const winnerImage = await w.image(winner, 2, "winner");
+    w.ballot(winner, "contest", 4);
+    store.votes.close(winner, T0 + 1, "deadline", 2);
+    const noWinner = w.make("no-winner", delivered, T0);
+    w.ballot(noWinner, "contest", 4);
+    store.votes.close(noWinner, T0 + 1, "deadline", undefined);
+
+    // Old rated arena match: both jobs kept. An old match called off (never rated): its jobs and the match go.
+    const sideA = w.make("arena-a", delivered, T0);
+    const sideB = w.make("arena-b", delivered, T0);
+    w.ballot("match-rated", "arena", 2);
+    store.votes.recordMatch({
+      id: "match-rated",
+      prompt: "p",
+      jobA: sideA,
+      jobB: sideB,
+      modelA: "ldm:a",
+      modelB: "ldm:b",
+    });
+    store.votes.close("match-rated", T0 + 1, "deadline", 1);
+    store.votes.rateMatch("match-rated", [1, 0], { k: 32, start: 1000 }, 1);
+    const offA = w.make("off-a", ["cancelled"], T0);
+    const offB = w.make("off-b", ["cancelled"], T0);
+    w.ballot("match-off", "arena", 2);
+    store.votes.recordMatch({
+      id: "match-off",
+      prompt: "p",
+      jobA: offA,
+      jobB: offB,
+      modelA: "ldm:a",
+      modelB: "ldm:b",
+    });
+    store.votes.close("match-off", T0 + 1, "deleted", undefined);
+
+    // An old job whose image a recent variation starts from: the job goes, the image stays as an upload.
+    const parent = w.make("parent", delivered, T0);
+    const parentImage = await w.image(parent, 1, "parent");
+    const variation = w.make("variation", delivered, T0 + 35 * DAY, {
+      init: { imageId: parentImage.sha256, strength: 0.6 },
+    });
+    // An old upload nobody names: goes with its file.
+    const upload = await store.images.saveImage(bytesOf("lonely upload"), { width: 8, height: 8, now: T0 });
+
+    w.setNow(T0 + 40 * DAY);
+    const counts = await store.retention.pruneOlderThan(T0 + 30 * DAY, {
+      previewsDir: w.previews,
+      batchSize: 2,
+    });
+    expect(counts).toEqual({
+      jobs: 7, // old, failed, cancelled, no-winner, off-a, off-b, parent
+      images: 3, // old ×2, parent
+      uploads: 1,
+      files: 2, // "old only" and the lonely upload; "shared" and "parent" are still named
+      previews: 2,
+      deliveries: 1,
+      ballots: 3, // old's result ballot, the winnerless contest, the called-off match
+      votes: 1,
+      arenaMatches: 1,
+    });
+
+    const exists = (id: string) => store.jobs.getJob(id) !== undefined;
+    for (const id of [old, failed, cancelled, noWinner, offA, offB, parent])
+      expect(exists(id), id).toBe(false);
+    for (const id of [recent, queued, rendered, winner, sideA, sideB, variation, failedUntold])
+      expect(exists(id), id).toBe(true);
+    expect(existsSync(oldOnly.path)).toBe(false);
+    expect(existsSync(shared.path)).toBe(true);
+    expect(existsSync(upload.path)).toBe(false);
+    expect(
+      existsSync(join(w.previews, `${old}.gif`)) || existsSync(join(w.previews, `${old}.gif.frames`)),
+    ).toBe(false);
+    expect(existsSync(join(w.previews, `${recent}.gif`))).toBe(true);
+    expect(store.images.imagesForJob(winner).map((i) => i.sha256)).toEqual([winnerImage.sha256]);
+    expect(existsSync(winnerImage.path)).toBe(true);
+    expect(store.votes.ballot(winner)?.winner).toBe(2);
+    expect(store.votes.match("match-rated")?.ratedAt).toBeDefined();
+    expect(store.votes.match("match-off")).toBeUndefined();
+    expect(store.votes.rating("ldm:a")?.games).toBe(1);
+    // The variation can still be rendered again from its parent's image.
+    expect(store.images.getImage(parentImage.sha256)?.row.jobId).toBeUndefined();
+    expect(sha256(await store.images.readImage(parentImage.sha256))).toBe(parentImage.sha256);
+    expect(count(store, "SELECT count(*) FROM votes")).toBe(0);
+    expect(store.db.pragma("foreign_key_check")).toEqual([]);
+
+    // Idempotent: nothing more to do, nothing more removed.
+    const again = await store.retention.pruneOlderThan(T0 + 30 * DAY, {
+      previewsDir: w.previews,
+      batchSize: 2,
+    });
+    expect(Object.values(again).every((n) => n === 0)).toBe(true);
+    expect(existsSync(shared.path) && existsSync(parentImage.path)).toBe(true);
+
+    // Once the variation itself is old and pruned, the parent's image has no one left and goes too.
+    w.setNow(T0 + 80 * DAY);
+    const later = await store.retention.pruneOlderThan(T0 + 70 * DAY, { previewsDir: w.previews });
+    expect(later).toMatchObject({ jobs: 2, uploads: 1 }); // recent, variation; the parent's upload row
+    expect(existsSync(parentImage.path) || existsSync(shared.path)).toBe(false);
+    expect(exists(winner) && exists(sideA) && exists(queued) && exists(failedUntold)).toBe(true);
+    // Told at last, the failure is done with and goes at the next pass.
+    store.jobs.markFailureNotified(failedUntold);
+    expect((await store.retention.pruneOlderThan(T0 + 70 * DAY)).jobs).toBe(1);
+  });
+
+  it("deletes in batches of its own transactions and stops between them when aborted", async () => {
+    const w = world();
+    for (let i = 0; i < 5; i++) w.make(`batch-${i}`, ["cancelled"], T0);
+    w.setNow(T0 + 40 * DAY);
+    const controller = new AbortController();
+    const original = w.store.images.removeUnreferencedFiles.bind(w.store.images);
+    let batches = 0;
+    // Called once per committed batch: abort after the first one.
+    w.store.images.removeUnreferencedFiles = (images) => {
+      batches++;
+      controller.abort();
+      return original(images);
+    };
+    const counts = await w.store.retention.pruneOlderThan(T0 + 30 * DAY, {
+      batchSize: 2,
+      signal: controller.signal,
+    });
+    expect(counts.jobs).toBe(2);
+    expect(batches).toBe(1);
+    expect(w.store.jobs.countJobs()).toBe(3);
+    const rest = await w.store.retention.pruneOlderThan(T0 + 30 * DAY, { batchSize: 2 });
+    expect(rest.jobs).toBe(3);
+    expect(w.store.jobs.countJobs()).toBe(0);
+  });
+
+  it("keeps a job whose vote is still running, whatever its age", async () => {
+    const w = world();
+    const contest = w.make("open-contest", ["running", "rendered", "delivered"], T0);
+    w.store.votes.openBallot({
+      id: contest,
+      kind: "contest",
+      platform: "discord",
+      workspaceId: "guild-1",
+      channelId: "chan-1",
+      ownerId: "user-1",
+      choices: 4,
+      createdAt: T0,
+      closesAt: T0 + 50 * DAY,
+    });
+    const counts = await w.store.retention.pruneOlderThan(T0 + 30 * DAY);
+    expect(counts.jobs).toBe(0);
+    expect(w.store.jobs.getJob(contest)).toBeDefined();
+  });
+
+  it("refuses a cutoff that is not a time", async () => {
+    const w = world();
+    expect((await rejected(w.store.retention.pruneOlderThan(Number.NaN))).code).toBe("invalid_argument");
+  });
+});
+
+describe("image files and pruning racing a save", () => {
+  const bytes = new TextEncoder().encode("\x89PNG raced");
+
+  it("writes the file again when the pruner removed it between the write and the row", async () => {
+    let store: Store | undefined;
+    let removeOnce = false;
+    let removed = -1;
+    store = openStore({
+      imageFileOps: {
+        syncDir: async (path) => {
+          await DEFAULT_IMAGE_FILE_OPS.syncDir(path);
+          if (!removeOnce || store === undefined) return;
+          removeOnce = false;
+          // What pruning the last other row would do right now: no row names the file yet, so it goes.
+          removed = store.images.removeUnreferencedFiles([{ sha256: sha256(bytes), mime: "image/png" }]);
+        },
+      },
+    });
+    const first = store.jobs.createJob({ eventId: "race-1", request: request() }).job;
+    const second = store.jobs.createJob({ eventId: "race-2", request: request() }).job;
+    await store.images.saveImage(bytes, { jobId: first.id, variant: 1, width: 8, height: 8 });
+    // The first job's row is pruned: its file is on disk and no row names it, so the next save skips the
+    // write (same bytes already there) and the pruner removes the file before the new row is in.
+    store.db.prepare("DELETE FROM images WHERE job_id = ?").run(first.id);
+    removeOnce = true;
+    const saved = await store.images.saveImage(bytes, { jobId: second.id, variant: 1, width: 8, height: 8 });
+    expect(removed).toBe(1);
+    expect(sha256(readFileSync(saved.path))).toBe(saved.sha256);
+    expect(store.images.removeUnreferencedFiles([saved])).toBe(0);
+    expect(existsSync(saved.path)).toBe(true);
   });
 });
 

@@ -268,15 +268,23 @@ function imageFiles(out: string, n: number): string[] {
 
 /** Renders a plan: loads the model, runs the pipeline, writes the files and prints what was done. */
 export async function renderPlan(plan: GeneratePlan, config: Config): Promise<void> {
-  const [{ LdmModel }, { SessionFactory }, { generate }, { decodeImage }, { makeGrid }, { encodeImageFile }] =
-    await Promise.all([
-      import("../backends/ldm/ldm-model.ts"),
-      import("../backends/ldm/onnx-session.ts"),
-      import("../backends/ldm/pipeline.ts"),
-      import("../render/decode.ts"),
-      import("../render/grid.ts"),
-      import("../render/encode-file.ts"),
-    ]);
+  const [
+    { LdmModel },
+    { SessionFactory },
+    { generate },
+    { decodeImage },
+    { makeGrid },
+    { encodeImageFile },
+    { generateParamsFor },
+  ] = await Promise.all([
+    import("../backends/ldm/ldm-model.ts"),
+    import("../backends/ldm/onnx-session.ts"),
+    import("../backends/ldm/pipeline.ts"),
+    import("../render/decode.ts"),
+    import("../render/grid.ts"),
+    import("../render/encode-file.ts"),
+    import("../backends/ldm/ldm-backend.ts"),
+  ]);
   const factory = new SessionFactory({
     device: plan.device,
     deviceId: config.cudaDevice,
@@ -306,18 +314,7 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
         strength: request.init.strength,
       };
     }
-    const params: GenerateParams = {
-      prompt: request.prompt,
-      ...(request.negativePrompt === "" ? {} : { negativePrompt: request.negativePrompt }),
-      seed: request.seed,
-      steps: request.steps,
-      guidance: request.guidance,
-      scheduler: request.sampler,
-      width: request.width,
-      height: request.height,
-      count: request.count,
-      ...(init ? { init } : {}),
-    };
+    const params = generateParamsFor(request, init ? { init } : {});
     const bar = new ProgressBar("generating");
     const result = await generate(model, params, {
       onProgress: (p) => bar.update(p.step, p.total, p.total === 1 ? "step" : "steps"),

@@ -103,7 +103,8 @@ export interface ContestClockOptions {
   elo: EloSettings;
   /** Waits before retrying a failed announcement (default 5 s, 30 s, 2 min; then the next start). */
   retryDelaysMs?: readonly number[];
-  log?: (line: string) => void;
+  /** Operator log lines: the composition root's sink, injected (core prints nothing itself). */
+  log: (line: string) => void;
   now?: () => number;
 }
 
@@ -121,7 +122,7 @@ export class ContestClock {
     private readonly services: BotServices,
     private readonly options: ContestClockOptions,
   ) {
-    this.log = options.log ?? ((line) => console.error(line));
+    this.log = options.log;
     this.now = options.now ?? Date.now;
     this.retryDelaysMs = options.retryDelaysMs ?? [5_000, 30_000, 120_000];
   }

@@ -33,6 +33,8 @@ export type EaselErrorCode =
   | "store_corrupt"
   | "store_version"
   | "conflict"
+  // A platform refused or failed a post (core/delivery-error.ts says whether trying again can help).
+  | "delivery_failed"
   // A bug: an error without a code of its own (the LDM worker reports one as such). Deterministic, never
   // retried; the member sees a generic text.
   | "internal";

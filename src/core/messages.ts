@@ -132,6 +132,17 @@ export const BOT_MESSAGES = {
   notInChannel:
     "easel is not in this channel, so it cannot post your image here. Invite it with `/invite @easel` (or the channel's Integrations menu) and try again.",
   commandFailed: "Something went wrong with that command. The operator can find details in the logs.",
+  /** A result easel rendered but could never post; `why` is one of the delivery reasons below. */
+  undeliverable: (channel: string, jobId: string, why: string) =>
+    `easel drew your image (job ${jobId}) but could not post it in ${channel}: ${why} It is kept; ask an admin, or try again once that is fixed.`,
+  deliveryNotInChannel: "easel is no longer a member of that channel.",
+  deliveryChannelGone: "that channel no longer exists (or easel can no longer see it).",
+  deliveryNoAccess: "easel lost its permission to post there.",
+  deliveryArchived: "that channel is archived.",
+  deliveryBotRemoved: "easel was removed from that workspace or server.",
+  /** Transient errors until the machine gave up (out of attempts or of time). */
+  deliveryKeptFailing: (attempts: number) =>
+    `the platform kept refusing the post (${plural(attempts, "attempt")}).`,
   /** The image of a U button, posted alone. */
   imageAtFullSize: (variant: number) => `image ${variant} at full size`,
   /** Slack: `/imagine help`; `lines` are the sub-commands as typed after the slash command. */

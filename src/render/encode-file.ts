@@ -1,6 +1,5 @@
-import { crc32 } from "node:zlib";
 import { EaselError } from "../core/errors.ts";
-import type { RgbImage } from "./png.ts";
+import { insertAfterIhdr, pngChunk, type RgbImage } from "./png.ts";
 
 /**
  * Image files in the format their name asks for, with the settings inside as AUTOMATIC1111 writes them: PNG
@@ -79,24 +78,6 @@ function userCommentExif(text: string): Buffer {
   return Buffer.concat([head, comment]);
 }
 
-/** A PNG chunk: length, type, data, CRC of type and data. */
-function pngChunk(type: string, data: Buffer): Buffer {
-  const head = Buffer.alloc(8);
-  head.writeUInt32BE(data.length, 0);
-  head.write(type, 4, "latin1");
-  const crc = Buffer.alloc(4);
-  crc.writeUInt32BE(crc32(Buffer.concat([head.subarray(4), data])), 0);
-  return Buffer.concat([head, data, crc]);
-}
-
-/** `png` with an eXIf chunk right after IHDR (the PNG spec wants eXIf before the image data). */
-function withExifChunk(png: Buffer, exif: Buffer): Buffer {
-  const ihdrEnd = 8 + 12 + png.readUInt32BE(8);
-  if (png.toString("latin1", 12, 16) !== "IHDR")
-    throw new EaselError("invalid_argument", "encoded PNG does not start with IHDR");
-  return Buffer.concat([png.subarray(0, ihdrEnd), pngChunk("eXIf", exif), png.subarray(ihdrEnd)]);
-}
-
 /**
  * Encodes RGB pixels as a `format` file; `parameters` (A1111's settings text) goes in a PNG `parameters` chunk
  * or a JPEG/WebP EXIF UserComment.
@@ -121,7 +102,7 @@ export async function encodeImageFile(
         "invalid_argument",
         `the settings text is ${exif.length} bytes as EXIF; JPEG and WebP files hold at most ${MAX_EXIF_BYTES}: write a .png`,
       );
-    carrier = withExifChunk(carrier, exif);
+    carrier = insertAfterIhdr(carrier, [pngChunk("eXIf", exif)]);
   }
   const pipeline = sharp(carrier).keepExif();
   const file =

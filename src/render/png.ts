@@ -39,7 +39,8 @@ export async function encodePng(image: RgbImage, text: Record<string, string> = 
   return chunks.length === 0 ? png : insertAfterIhdr(png, chunks);
 }
 
-function chunk(type: string, data: Buffer): Buffer {
+/** A PNG chunk: length, type, data, CRC of type and data. */
+export function pngChunk(type: string, data: Buffer): Buffer {
   const head = Buffer.alloc(8);
   head.writeUInt32BE(data.length, 0);
   head.write(type, 4, "latin1");
@@ -61,19 +62,20 @@ function textChunk(keyword: string, value: string): Buffer {
   // Latin-1 text fits tEXt; anything else (emoji, CJK) needs iTXt, as PIL does for A1111.
   const latin1 = [...safe].every((ch) => (ch.codePointAt(0) ?? 0) <= 0xff);
   if (latin1) {
-    return chunk(
+    return pngChunk(
       "tEXt",
       Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0]), Buffer.from(safe, "latin1")]),
     );
   }
   // iTXt: keyword, NUL, compression flag 0, method 0, empty language tag NUL, empty translated keyword NUL, UTF-8.
-  return chunk(
+  return pngChunk(
     "iTXt",
     Buffer.concat([Buffer.from(keyword, "latin1"), Buffer.from([0, 0, 0, 0, 0]), Buffer.from(safe, "utf8")]),
   );
 }
 
-function insertAfterIhdr(png: Buffer, chunks: Buffer[]): Buffer {
+/** `png` with `chunks` right after IHDR: before any image data, where readers look without decoding. */
+export function insertAfterIhdr(png: Buffer, chunks: Buffer[]): Buffer {
   // IHDR is always the first chunk (PNG spec 5.6): 8 bytes of signature, then length, type, data, CRC.
   const ihdrEnd = 8 + 12 + png.readUInt32BE(8);
   if (png.toString("latin1", 12, 16) !== "IHDR") {

@@ -2,7 +2,7 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { EaselError } from "../core/errors.ts";
-import { JOB_STATES } from "../core/job.ts";
+import { rebuildTable } from "./rebuild-table.ts";
 
 /**
  * Opening easel.db: pragmas, schema migrations, and the one place SQLite errors become EaselErrors.
@@ -10,10 +10,12 @@ import { JOB_STATES } from "../core/job.ts";
  * Durability: WAL lets readers (the queue display, button presses) run while the engine writes. A new job's
  * row is committed with `synchronous=FULL` (an fsync of the WAL) before the user is told "queued": with WAL's
  * NORMAL the last commits survive a SIGKILL (they are in the OS cache) but roll back on a power loss or kernel
- * panic, and an acknowledged job must never vanish. Later state changes commit with NORMAL: each one that a
- * power loss could roll back is recovered safely (a job found "running" runs again, a "rendered" one is posted
- * again by an idempotent edit), and the next FULL commit syncs them too, since the WAL is written in order.
- * One fsync per job instead of four is what lets the engine move thousands of jobs a second.
+ * panic, and an acknowledged job must never vanish. Render state changes commit with NORMAL: each one that a
+ * power loss could roll back is recovered safely (a job found "running" runs again), and the next FULL commit
+ * syncs them too, since the WAL is written in order. What guards a post that is not idempotent commits FULL:
+ * a deliveries row (a delivery key written before its post, and the message id after it) and the end of a
+ * delivery (→ delivered, → undeliverable), so a power loss can never roll back "this was posted" after the
+ * platform showed it; a delivery attempt's count stays NORMAL (losing it only allows one attempt more).
  */
 
 /** The file name of the database inside EASEL_DATA_DIR. */
@@ -28,9 +30,18 @@ export interface Migration {
   name: string;
   /** SQL run with `exec` (several statements allowed), or a function for steps that need data logic. */
   up: string | ((db: Database.Database) => void);
+  /**
+   * The step rebuilds a table that others point at (SQLite's 12-step ALTER): foreign keys are switched off
+   * around the migration transaction (the pragma is a no-op inside one) and checked before it commits.
+   */
+  rebuildsTables?: boolean;
 }
 
-const STATE_LIST = JOB_STATES.map((state) => `'${state}'`).join(", ");
+/**
+ * The job states migration 1's CHECK allowed, frozen here: a released step's SQL must never change, and
+ * interpolating JOB_STATES would have changed it for new databases only. Later lists are frozen in their steps.
+ */
+const STATE_LIST_V1 = "'queued', 'running', 'rendered', 'delivered', 'failed', 'cancelled'";
 
 /**
  * The schema, in order. Append only: a released step is never edited, a change is a new step (votes are
@@ -48,7 +59,7 @@ export const MIGRATIONS: readonly Migration[] = [
         id TEXT NOT NULL UNIQUE CHECK (length(id) BETWEEN 6 AND 32 AND id NOT GLOB '*[^0-9A-Za-z]*'),
         event_id TEXT NOT NULL UNIQUE CHECK (length(event_id) > 0),
         request TEXT NOT NULL CHECK (json_valid(request)),
-        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN (${STATE_LIST})),
+        state TEXT NOT NULL DEFAULT 'queued' CHECK (state IN (${STATE_LIST_V1})),
         attempts INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
         platform TEXT NOT NULL,
         workspace_id TEXT NOT NULL,
@@ -209,6 +220,47 @@ export const MIGRATIONS: readonly Migration[] = [
       );
     `,
   },
+  {
+    version: 4,
+    name: "indexes for retention and token clean-up",
+    up: `
+      -- Deleting a job makes SQLite look for arena matches naming it (foreign keys): without these each
+      -- deleted job would scan the whole table. The pruner also asks "is this job in a match?".
+      CREATE INDEX arena_matches_job_a ON arena_matches (job_a);
+      CREATE INDEX arena_matches_job_b ON arena_matches (job_b);
+
+      -- The stored reply tokens that may still need clearing: cleared rows leave the index, so the periodic
+      -- clean-up reads only the few live ones (see DeliveryStore.clearExpiredReplyTokens).
+      CREATE INDEX deliveries_reply_expiry ON deliveries (reply_expires_at) WHERE reply_token IS NOT NULL;
+
+      -- Jobs whose request starts from a stored image (img2img: variation, upscale): an image file that such
+      -- a job still names must outlive the job that made it (see store/retention.ts).
+      CREATE INDEX jobs_init_image ON jobs (json_extract(request, '$.init.imageId'))
+        WHERE json_extract(request, '$.init.imageId') IS NOT NULL;
+    `,
+  },
+  {
+    version: 5,
+    name: "delivery states, attempts and age on jobs",
+    rebuildsTables: true,
+    up: (db) => {
+      // The delivery state machine (core/relay.ts) adds `delivering` and `undeliverable`. A CHECK cannot be
+      // altered, so the table is rebuilt with every row, column, index and its AUTOINCREMENT counter; the new
+      // list is written out here, frozen like migration 1's.
+      rebuildTable(db, "jobs", (sql) =>
+        sql.replace(
+          `CHECK (state IN (${STATE_LIST_V1}))`,
+          "CHECK (state IN ('queued', 'running', 'rendered', 'delivering', 'delivered', 'undeliverable', " +
+            "'failed', 'cancelled'))",
+        ),
+      );
+      db.exec(`
+        -- Attempts to post the result so far, and when the first began: the machine gives up after either.
+        ALTER TABLE jobs ADD COLUMN delivery_attempts INTEGER NOT NULL DEFAULT 0 CHECK (delivery_attempts >= 0);
+        ALTER TABLE jobs ADD COLUMN delivering_since INTEGER;
+      `);
+    },
+  },
 ];
 
 /** Options for {@link openDatabase}. */
@@ -279,6 +331,10 @@ export function migrate(
 ): { from: number; to: number } {
   checkMigrationList(migrations);
   const latest = migrations.at(-1)?.version ?? 0;
+  // Read again inside the transaction (another process may migrate first); this only decides the pragma.
+  const rebuilding =
+    migrations.some((step) => step.rebuildsTables && step.version > schemaVersion(db)) &&
+    db.pragma("foreign_keys", { simple: true }) === 1;
   const run = db.transaction(() => {
     const from = schemaVersion(db);
     if (from > latest) {
@@ -294,9 +350,25 @@ export function migrate(
       else step.up(db);
       db.pragma(`user_version = ${step.version}`);
     }
+    if (rebuilding) {
+      const broken = db.pragma("foreign_key_check") as unknown[];
+      if (broken.length > 0) {
+        throw new EaselError(
+          "store_corrupt",
+          `${label}: ${broken.length} rows point at rows that do not exist after the migration`,
+        );
+      }
+    }
     return { from, to: Math.max(from, latest) };
   });
-  return run.immediate();
+  // A table rebuild drops and recreates a table others point at: foreign keys must be off while it runs, and
+  // that pragma only takes effect outside a transaction.
+  if (rebuilding) db.pragma("foreign_keys = OFF");
+  try {
+    return run.immediate();
+  } finally {
+    if (rebuilding) db.pragma("foreign_keys = ON");
+  }
 }
 
 function checkMigrationList(migrations: readonly Migration[]): void {

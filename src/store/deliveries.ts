@@ -8,9 +8,18 @@ import {
   type DeliveryPatch,
 } from "../core/delivery.ts";
 import { EaselError } from "../core/errors.ts";
-import { guard, writeTransaction } from "./database.ts";
+import { durableWriteTransaction, guard, writeTransaction } from "./database.ts";
 
 /** The deliveries table: the messages easel posted for each job (see core/delivery.ts for the why). */
+
+/**
+ * A stored reply token without an expiry is cleared once its row is this old: no token easel stores lives
+ * longer (Discord interaction tokens 15 minutes, Slack response_urls 30), so it is certainly dead by then.
+ */
+export const UNDATED_REPLY_TOKEN_MAX_AGE_MS = 60 * 60_000;
+
+/** Rows cleared per transaction, so that a first clean-up of a long history never holds the lock for long. */
+const CLEAR_BATCH = 1000;
 
 export type { Delivery, DeliveryInput, DeliveryKind, DeliveryPatch } from "../core/delivery.ts";
 
@@ -35,6 +44,7 @@ export class DeliveryStore implements DeliveryLog {
   private readonly byMessage: Database.Statement<[string, string, string], DeliveryRow>;
   private readonly byJob: Database.Statement<[string], DeliveryRow>;
   private readonly update: Database.Statement<unknown[], DeliveryRow>;
+  private readonly clearTokens: Database.Statement<[{ now: number; undated: number; limit: number }]>;
 
   constructor(
     private readonly db: Database.Database,
@@ -60,6 +70,43 @@ export class DeliveryStore implements DeliveryLog {
       `UPDATE deliveries SET message_id = ?, thread_id = ?, reply_token = ?, reply_expires_at = ?, updated_at = ?
        WHERE id = ? RETURNING *`,
     );
+    // Only rows of jobs that are done with their messages: the Discord outlet reads a status row's token, dead
+    // or alive, as "this status message is the interaction reply" (it then moves to a channel message instead
+    // of editing or deleting the reply), so an unfinished job keeps its token until it finishes. A failed or
+    // undeliverable job whose notice was not shown yet is not done: start-up posts it through the same target.
+    // updated_at is left alone: it says when the message record last changed, which this does not.
+    this.clearTokens = db.prepare(
+      `UPDATE deliveries SET reply_token = NULL, reply_expires_at = NULL
+       WHERE id IN (
+         SELECT d.id FROM deliveries d
+         WHERE d.reply_token IS NOT NULL
+           AND (d.reply_expires_at < :now OR (d.reply_expires_at IS NULL AND d.updated_at < :undated))
+           AND EXISTS (SELECT 1 FROM jobs j WHERE j.id = d.job_id AND (j.state IN ('delivered', 'cancelled')
+                       OR (j.state IN ('failed', 'undeliverable') AND j.failure_notified_at IS NOT NULL)))
+         LIMIT :limit)`,
+    );
+  }
+
+  /**
+   * Forgets the reply tokens (Discord interaction tokens, Slack response_urls) that have expired: those whose
+   * reply_expires_at is before `now`, and those stored without an expiry more than an hour ago
+   * ({@link UNDATED_REPLY_TOKEN_MAX_AGE_MS}), on jobs that are finished and reported. They are credentials
+   * while they live and useless after, so they should not sit in the file (and its backups) for ever.
+   * Returns how many rows were cleared. Runs in batches of its own transactions.
+   */
+  clearExpiredReplyTokens(now = this.clock()): number {
+    let cleared = 0;
+    for (;;) {
+      const changes = writeTransaction(this.db, "clearing expired reply tokens", () => {
+        return this.clearTokens.run({
+          now,
+          undated: now - UNDATED_REPLY_TOKEN_MAX_AGE_MS,
+          limit: CLEAR_BATCH,
+        }).changes;
+      });
+      cleared += changes;
+      if (changes < CLEAR_BATCH) return cleared;
+    }
   }
 
   /**
@@ -69,7 +116,9 @@ export class DeliveryStore implements DeliveryLog {
   recordDelivery(input: DeliveryInput): Delivery {
     checkKind(input.kind);
     const now = input.now ?? this.clock();
-    return writeTransaction(this.db, `recording a ${input.kind} message of job ${input.jobId}`, () => {
+    // Durable: a row recorded before a post is its delivery key, which must outlive a power loss the post
+    // survives (else a restart would post again without looking); one recorded after names the message.
+    return durableWriteTransaction(this.db, `recording a ${input.kind} message of job ${input.jobId}`, () => {
       const row = this.insert.get(
         input.jobId,
         input.platform,
@@ -95,7 +144,7 @@ export class DeliveryStore implements DeliveryLog {
   /** Changes a recorded delivery (the message id once the post returned, a new thread, an expired token). */
   updateDelivery(id: number, patch: DeliveryPatch): Delivery {
     const now = patch.now ?? this.clock();
-    return writeTransaction(this.db, `updating delivery ${id}`, () => {
+    return durableWriteTransaction(this.db, `updating delivery ${id}`, () => {
       const row = this.byId.get(id);
       if (row === undefined) throw new EaselError("not_found", `delivery ${id} does not exist`);
       const pick = <V>(value: V | null | undefined, old: V | null): V | null =>

@@ -3,6 +3,7 @@ import type { EngineStore, JobPatch, StoredImage } from "../core/engine.ts";
 import { isEaselError } from "../core/errors.ts";
 import type { Job, JobState } from "../core/job.ts";
 import type { GenerationRequest } from "../core/request.ts";
+import { durableWriteTransaction } from "./database.ts";
 import type { Store } from "./index.ts";
 
 /** The job engine's view of the store: the same tables, in the shape src/core/engine.ts asks for. */
@@ -21,9 +22,19 @@ export class SqliteEngineStore implements EngineStore {
     return this.store.jobs.getJobByEventId(eventId);
   }
 
-  transition(jobId: string, to: JobState, from: readonly JobState[], patch: JobPatch = {}): Job | undefined {
+  transition(
+    jobId: string,
+    to: JobState,
+    from: readonly JobState[],
+    patch: JobPatch = {},
+    options: { durable?: boolean } = {},
+  ): Job | undefined {
     try {
-      return this.store.jobs.transition(jobId, to, { from: [...from], ...patch });
+      const move = () => this.store.jobs.transition(jobId, to, { from: [...from], ...patch });
+      // The inner write transaction joins the durable one, whose commit is the fsync.
+      return options.durable
+        ? durableWriteTransaction(this.store.db, `moving job ${jobId} to ${to}`, move)
+        : move();
     } catch (err) {
       // Lost a race (e.g. cancel against completion): the engine treats "not moved" as a normal outcome.
       if (isEaselError(err, "conflict")) return undefined;

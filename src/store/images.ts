@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
-import { constants } from "node:fs";
+import { constants, existsSync, unlinkSync } from "node:fs";
 import * as fsp from "node:fs/promises";
 import { dirname, join, relative, sep } from "node:path";
 import type Database from "better-sqlite3";
@@ -119,6 +119,7 @@ export class ImageStore {
   private readonly uploadBySha: Database.Statement<[string], ImageRow>;
   private readonly bySha: Database.Statement<[string], ImageRow>;
   private readonly byJob: Database.Statement<[string], ImageRow>;
+  private readonly namedBy: Database.Statement<[string, string], { one: number }>;
 
   constructor(
     private readonly db: Database.Database,
@@ -145,6 +146,7 @@ export class ImageStore {
     this.uploadBySha = db.prepare("SELECT * FROM images WHERE sha256 = ? AND job_id IS NULL");
     this.bySha = db.prepare("SELECT * FROM images WHERE sha256 = ? ORDER BY id LIMIT 1");
     this.byJob = db.prepare("SELECT * FROM images WHERE job_id = ? ORDER BY variant");
+    this.namedBy = db.prepare("SELECT 1 AS one FROM images WHERE sha256 = ? AND mime = ? LIMIT 1");
   }
 
   /** The file path for bytes with this hash and type. */
@@ -163,30 +165,84 @@ export class ImageStore {
     checkMeta(meta);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     const path = this.pathFor(sha256, mime);
-    await this.writeFileDurably(path, bytes, sha256);
     const now = meta.now ?? this.clock();
-    const row = writeTransaction(this.db, `recording image ${sha256.slice(0, 12)}`, () => {
-      if (meta.jobId === undefined) {
-        // The partial unique index on uploads makes this select-then-insert safe across connections too.
-        return (
-          this.uploadBySha.get(sha256) ??
-          this.insertUpload.get(sha256, meta.seed ?? null, meta.width, meta.height, bytes.length, mime, now)
-        );
+    for (let attempt = 1; ; attempt++) {
+      await this.writeFileDurably(path, bytes, sha256);
+      let row: ImageRow | undefined;
+      try {
+        row = writeTransaction(this.db, `recording image ${sha256.slice(0, 12)}`, () => {
+          const recorded = this.recordRow(sha256, meta, bytes.length, mime, now);
+          // The pruner removes a file whose last row it deleted, under the write lock this transaction also
+          // holds (removeUnreferencedFiles). Bytes that were already on disk (the write above skipped them)
+          // may have been removed since: checked here, under the lock, the row never names a missing file.
+          if (!existsSync(path)) throw FILE_REMOVED;
+          return recorded;
+        });
+      } catch (err) {
+        if (err !== FILE_REMOVED) throw err;
+        if (attempt >= 3) {
+          throw new EaselError("io_error", `image file ${path} kept being removed while it was saved`);
+        }
+        continue;
       }
-      return this.upsertJobImage.get(
-        sha256,
-        meta.jobId,
-        meta.variant,
-        meta.seed ?? null,
-        meta.width,
-        meta.height,
-        bytes.length,
-        mime,
-        now,
+      if (row === undefined) throw new EaselError("io_error", `image ${sha256} was not recorded`);
+      return this.toRecord(row);
+    }
+  }
+
+  private recordRow(
+    sha256: string,
+    meta: ImageMeta,
+    size: number,
+    mime: string,
+    now: number,
+  ): ImageRow | undefined {
+    if (meta.jobId === undefined) {
+      // The partial unique index on uploads makes this select-then-insert safe across connections too.
+      return (
+        this.uploadBySha.get(sha256) ??
+        this.insertUpload.get(sha256, meta.seed ?? null, meta.width, meta.height, size, mime, now)
       );
+    }
+    return this.upsertJobImage.get(
+      sha256,
+      meta.jobId,
+      meta.variant,
+      meta.seed ?? null,
+      meta.width,
+      meta.height,
+      size,
+      mime,
+      now,
+    );
+  }
+
+  /**
+   * Removes the files of these images that no row names any more (after their rows were deleted), and
+   * returns how many it removed. A file is shared by content, so one still named by any row, of a kept job or
+   * an upload, stays. The check and the unlink run inside one write transaction: a save of the same bytes
+   * (which inserts its row under the same lock and then checks its file, see saveImage) either comes first
+   * and keeps the file, or comes after and writes it again. A file already gone is not counted.
+   */
+  removeUnreferencedFiles(images: readonly { sha256: string; mime: string }[]): number {
+    const seen = new Set<string>();
+    return writeTransaction(this.db, "removing image files no row names", () => {
+      let removed = 0;
+      for (const { sha256, mime } of images) {
+        const path = this.pathFor(sha256, mime);
+        if (seen.has(path)) continue;
+        seen.add(path);
+        if (this.namedBy.get(sha256, mime) !== undefined) continue;
+        try {
+          unlinkSync(path);
+          removed++;
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== "ENOENT")
+            throw fileSystemError(err, `removing ${path}`);
+        }
+      }
+      return removed;
     });
-    if (row === undefined) throw new EaselError("io_error", `image ${sha256} was not recorded`);
-    return this.toRecord(row);
   }
 
   /** The first row recorded for these bytes and its file path, or undefined. */
@@ -230,31 +286,20 @@ export class ImageStore {
    * time, not the store's clock, since it is compared with file modification times. Run it at start-up.
    */
   async sweepTempFiles(olderThanMs = STALE_TEMP_FILE_MS, now = Date.now()): Promise<number> {
-    let removed = 0;
     let shards: string[];
     try {
       shards = await fsp.readdir(this.root);
     } catch {
       return 0;
     }
+    let removed = 0;
     for (const shard of shards) {
-      let names: string[];
-      try {
-        names = await fsp.readdir(join(this.root, shard));
-      } catch {
-        continue;
-      }
-      for (const name of names) {
-        if (!isTempName(name)) continue;
-        const path = join(this.root, shard, name);
-        try {
-          if (now - (await this.ops.stat(path)).mtimeMs < olderThanMs) continue;
-          await this.ops.unlink(path);
-          removed++;
-        } catch {
-          // Another sweeper got there first, or the file is not ours to remove.
-        }
-      }
+      removed += await sweepStaleTempFiles(join(this.root, shard), {
+        olderThanMs,
+        now,
+        isTemp: isTempName,
+        ops: this.ops,
+      });
     }
     return removed;
   }
@@ -339,6 +384,52 @@ export class ImageStore {
 
 const TEMP_PREFIX = ".";
 const TEMP_SUFFIX = ".tmp";
+
+/** Thrown inside saveImage's transaction when the file it is about to name was removed meanwhile. */
+const FILE_REMOVED = Symbol("image file removed");
+
+/** Options for {@link sweepStaleTempFiles}. */
+export interface TempSweepOptions {
+  /** Only files last modified at least this long ago (default {@link STALE_TEMP_FILE_MS}). */
+  olderThanMs?: number;
+  /** Wall time in ms (default Date.now()): it is compared with file modification times, not the store clock. */
+  now?: number;
+  /** Which names are temp files (default: ending in ".tmp"). */
+  isTemp?: (name: string) => boolean;
+  ops?: Pick<ImageFileOps, "stat" | "unlink">;
+}
+
+/**
+ * Removes the stale temp files directly in `dir` (not in sub-folders) and returns how many: files written
+ * beside their final name and renamed (images, `previews/<job>.gif.<pid>.tmp`) that a crash or a failed
+ * write left behind. The age limit keeps a write in progress, in this or another process. Best effort: a
+ * missing folder is 0, and a file another sweeper removed first is skipped.
+ */
+export async function sweepStaleTempFiles(dir: string, options: TempSweepOptions = {}): Promise<number> {
+  const olderThanMs = options.olderThanMs ?? STALE_TEMP_FILE_MS;
+  const now = options.now ?? Date.now();
+  const isTemp = options.isTemp ?? ((name: string) => name.endsWith(TEMP_SUFFIX));
+  const ops = options.ops ?? DEFAULT_IMAGE_FILE_OPS;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return 0;
+  }
+  let removed = 0;
+  for (const name of names) {
+    if (!isTemp(name)) continue;
+    const path = join(dir, name);
+    try {
+      if (now - (await ops.stat(path)).mtimeMs < olderThanMs) continue;
+      await ops.unlink(path);
+      removed++;
+    } catch {
+      // Another sweeper got there first, or the file is not ours to remove.
+    }
+  }
+  return removed;
+}
 
 function isTempName(name: string): boolean {
   return name.startsWith(TEMP_PREFIX) && name.endsWith(TEMP_SUFFIX);

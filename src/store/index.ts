@@ -11,6 +11,7 @@ import {
 import { DeliveryStore } from "./deliveries.ts";
 import { type ImageFileOps, ImageStore } from "./images.ts";
 import { JobStore } from "./jobs.ts";
+import { RetentionStore } from "./retention.ts";
 import { SettingsStore } from "./settings.ts";
 import { SqliteSpendLedger } from "./spend.ts";
 import { VoteStore } from "./votes.ts";
@@ -25,6 +26,7 @@ export { DEFAULT_BUSY_TIMEOUT_MS, MIGRATIONS } from "./database.ts";
 export type { Delivery, DeliveryInput, DeliveryKind, DeliveryPatch } from "./deliveries.ts";
 export type { ImageFileOps, ImageMeta, ImageRecord } from "./images.ts";
 export type { CreateJobInput, JobFilter, JobRecord, RecoverySnapshot, TransitionOptions } from "./jobs.ts";
+export { DEFAULT_PRUNE_BATCH, RetentionStore, storeHousekeeping } from "./retention.ts";
 export type { SetSettingsOptions, SettingsParser, SettingsRecord, SettingsScope } from "./settings.ts";
 export { SqliteSpendLedger } from "./spend.ts";
 
@@ -50,6 +52,8 @@ export class Store {
   readonly spend: SqliteSpendLedger;
   /** Ballots, votes, arena matches and model ratings. */
   readonly votes: VoteStore;
+  /** Deleting finished jobs past the retention period (EASEL_RETENTION_DAYS), with their files. */
+  readonly retention: RetentionStore;
 
   private constructor(
     /** The data folder (absolute). */
@@ -67,6 +71,7 @@ export class Store {
     this.deliveries = new DeliveryStore(db, clock);
     this.spend = new SqliteSpendLedger(db);
     this.votes = new VoteStore(db, clock);
+    this.retention = new RetentionStore(db, this.images);
   }
 
   /**

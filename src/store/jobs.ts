@@ -15,7 +15,7 @@ export interface JobRecord extends Job {
   /** Strictly increasing in creation order and never reused: the queue's FIFO order. */
   seq: number;
   updatedAt: number;
-  /** When the requester was shown the failure (failed jobs only); absent until then. */
+  /** When the requester was shown the failure (failed and undeliverable jobs only); absent until then. */
   failureNotifiedAt?: number;
 }
 
@@ -43,6 +43,9 @@ export interface TransitionOptions {
   errorMessage?: string | null;
   /** The backend's estimated cost in US dollars (set with → rendered); left out keeps the stored value. */
   costUsd?: number;
+  /** Delivery attempts so far and when the first began (the delivery machine's); left out keeps them. */
+  deliveryAttempts?: number;
+  deliveringSince?: number;
 }
 
 /** Filters for listJobs / countJobs; absent fields do not filter. */
@@ -100,6 +103,8 @@ interface JobRow {
   error_message: string | null;
   failure_notified_at: number | null;
   cost_usd: number | null;
+  delivery_attempts: number;
+  delivering_since: number | null;
 }
 
 /** The jobs table's operations. */
@@ -129,14 +134,17 @@ export class JobStore {
     this.byEventId = db.prepare("SELECT * FROM jobs WHERE event_id = ?");
     this.update = db.prepare(
       `UPDATE jobs SET state = ?, updated_at = ?, attempts = ?, started_at = ?, rendered_at = ?,
-         finished_at = ?, error_code = ?, error_message = ?, cost_usd = ?
+         finished_at = ?, error_code = ?, error_message = ?, cost_usd = ?, delivery_attempts = ?,
+         delivering_since = ?
        WHERE id = ? RETURNING *`,
     );
     this.unnotified = db.prepare(
-      "SELECT * FROM jobs WHERE state = 'failed' AND failure_notified_at IS NULL ORDER BY seq",
+      // An undeliverable result is told to its requester like a failure (core/relay.ts), once.
+      "SELECT * FROM jobs WHERE state IN ('failed', 'undeliverable') AND failure_notified_at IS NULL ORDER BY seq",
     );
     this.markNotified = db.prepare(
-      "UPDATE jobs SET failure_notified_at = ?, updated_at = ? WHERE id = ? AND state = 'failed' RETURNING *",
+      `UPDATE jobs SET failure_notified_at = ?, updated_at = ? WHERE id = ? AND state IN ('failed', 'undeliverable')
+       RETURNING *`,
     );
     this.bumpAttempts = db.prepare(
       "UPDATE jobs SET attempts = attempts + 1, updated_at = ? WHERE id = ? RETURNING attempts",
@@ -237,6 +245,8 @@ export class JobStore {
         options.errorCode === undefined ? row.error_code : options.errorCode,
         options.errorMessage === undefined ? row.error_message : options.errorMessage,
         options.costUsd ?? row.cost_usd,
+        options.deliveryAttempts ?? row.delivery_attempts,
+        options.deliveringSince ?? row.delivering_since,
         id,
       );
       if (updated === undefined) throw new EaselError("not_found", `job ${id} does not exist`);
@@ -345,5 +355,7 @@ function toJob(row: JobRow): JobRecord {
   if (row.error_message !== null) job.errorMessage = row.error_message;
   if (row.failure_notified_at !== null) job.failureNotifiedAt = row.failure_notified_at;
   if (row.cost_usd !== null) job.costUsd = row.cost_usd;
+  job.deliveryAttempts = row.delivery_attempts;
+  if (row.delivering_since !== null) job.deliveringSince = row.delivering_since;
   return job;
 }

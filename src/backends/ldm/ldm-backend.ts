@@ -11,6 +11,25 @@ import type { LdmWorkerSupervisor } from "./worker-supervisor.ts";
 /** Every how many steps the worker sends a preview (a cheap latent → RGB map). */
 export const DEFAULT_PREVIEW_EVERY = 4;
 
+/** The pipeline call for a validated request (the bot's backend and the CLI make it the same way). */
+export function generateParamsFor(
+  request: GenerationRequest,
+  extra: Pick<GenerateParams, "init" | "previewEvery"> = {},
+): GenerateParams {
+  return {
+    prompt: request.prompt,
+    ...(request.negativePrompt ? { negativePrompt: request.negativePrompt } : {}),
+    seed: request.seed,
+    steps: request.steps,
+    guidance: request.guidance,
+    scheduler: request.sampler,
+    width: request.width,
+    height: request.height,
+    count: request.count,
+    ...extra,
+  };
+}
+
 export class LdmBackend implements ImageBackend {
   readonly name = "ldm" as const;
 
@@ -20,18 +39,7 @@ export class LdmBackend implements ImageBackend {
   ) {}
 
   async generate(request: GenerationRequest, context: BackendCallContext): Promise<BackendResult> {
-    const params: GenerateParams = {
-      prompt: request.prompt,
-      ...(request.negativePrompt ? { negativePrompt: request.negativePrompt } : {}),
-      seed: request.seed,
-      steps: request.steps,
-      guidance: request.guidance,
-      scheduler: request.sampler,
-      width: request.width,
-      height: request.height,
-      count: request.count,
-      previewEvery: this.previewEvery,
-    };
+    const params = generateParamsFor(request, { previewEvery: this.previewEvery });
     if (request.init) {
       const image = await context.loadImage(request.init.imageId, {
         format: "rgb",

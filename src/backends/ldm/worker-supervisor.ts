@@ -1,5 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import { createRequire } from "node:module";
+import { createInterface } from "node:readline";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { EaselError } from "../../core/errors.ts";
 import type { GenerateHooks, GenerateParams, GenerateResult } from "./pipeline.ts";
@@ -27,6 +28,12 @@ export interface SupervisorOptions {
   log?: (line: string) => void;
   /** The worker script (tests point it at a misbehaving one). */
   workerEntry?: string;
+  /**
+   * The worker process's whole environment. The composition root passes `Config.workerEnv` (what Node and
+   * onnxruntime read: PATH, locale, CUDA's and OpenMP's variables), never the bot's tokens and keys; left out,
+   * the worker gets an empty environment rather than inheriting the bot's.
+   */
+  env?: Readonly<Record<string, string>>;
 }
 
 export const DEFAULT_SUPERVISOR_OPTIONS = {
@@ -59,7 +66,8 @@ export class LdmWorkerSupervisor {
   private stopping = false;
   /** Why the supervisor killed the worker (hung, cancel ignored): the error the job in flight gets. */
   private killReason: EaselError | undefined;
-  private readonly options: Required<Omit<SupervisorOptions, "log">> & Pick<SupervisorOptions, "log">;
+  private readonly options: Required<Omit<SupervisorOptions, "log" | "env">> &
+    Pick<SupervisorOptions, "log" | "env">;
   /** Workers started so far (1 + restarts). */
   starts = 0;
 
@@ -152,13 +160,29 @@ export class LdmWorkerSupervisor {
     }
   }
 
+  /** A line the worker printed: to the operator log when there is one, else to this process's stderr. */
+  private workerOutput(line: string): void {
+    if (line.trim() === "") return;
+    if (this.options.log) this.options.log(`LDM worker: ${line}`);
+    else process.stderr.write(`LDM worker: ${line}\n`);
+  }
+
   private async spawnAndLoad(): Promise<LoadedModelInfo> {
     this.stopping = false;
     const child = fork(this.options.workerEntry, [], {
       execArgv: ["--import", TSX_LOADER],
+      env: { ...this.options.env },
       serialization: "advanced",
-      stdio: ["ignore", "inherit", "inherit", "ipc"],
+      // Piped, not inherited: whatever the worker prints (onnxruntime's warnings, a crash's stack) goes
+      // through the operator log and its redaction, one line at a time.
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
     });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (stream)
+        createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }).on("line", (line) =>
+          this.workerOutput(line),
+        );
+    }
     this.child = child;
     this.starts += 1;
     child.on("message", (message: FromWorker) => this.dispatch(message));

@@ -13,6 +13,7 @@ import type { BackendLimits } from "../../core/engine.ts";
 import { EaselError, isEaselError } from "../../core/errors.ts";
 import type { GenerationRequest, Requester } from "../../core/request.ts";
 import type { OpenAiGuildCaps } from "../../core/settings.ts";
+import { defaultLogger } from "../../logging/logger.ts";
 import { createOpenAiClient, DEFAULT_OPENAI_BASE_URL, type FetchLike, MAX_RETRY_AFTER_MS } from "./client.ts";
 import { describeFailure, type OpenAiErrorContext, translateOpenAiError } from "./errors.ts";
 import {
@@ -75,7 +76,7 @@ export interface OpenAiBackendOptions {
    * starts so that `generate` holds the same caps `checkQuota` refused by; none when left out.
    */
   guildCaps?: (requester: Requester) => OpenAiGuildCaps | undefined;
-  /** Operator log lines, already redacted; console.warn when left out. */
+  /** Operator log lines, already redacted (the sink redacts too); src/logging's default sink when left out. */
   log?: (line: string) => void;
   now?: () => number;
   fetch?: FetchLike;
@@ -156,7 +157,7 @@ export class OpenAiImageBackend implements ImageBackend {
     }
     this.settings = settings;
     this.now = options.now ?? Date.now;
-    const log = options.log ?? ((line: string) => console.warn(line));
+    const log = options.log ?? defaultLogger().log;
     this.log = log;
     this.host = hostOf(settings.baseUrl ?? DEFAULT_OPENAI_BASE_URL);
     this.client = createOpenAiClient({

@@ -39,7 +39,10 @@ export interface DiscordOptions {
   guildId?: string;
   /** REST base URL override (DISCORD_API_BASE); the gateway URL then comes from that server. */
   apiBase?: string;
-  log?: (line: string) => void;
+  /** Operator log lines: the composition root's sink (src/logging), which redacts them. */
+  log: (line: string) => void;
+  /** discord.js's own debug output (gateway, REST), given only with EASEL_DEBUG=1. */
+  debug?: (line: string) => void;
 }
 
 /** The interactions easel answers with a message. */
@@ -65,14 +68,23 @@ export class DiscordBot {
     contests: ContestClock,
     private readonly options: DiscordOptions,
   ) {
-    this.log = options.log ?? ((line) => console.error(line));
+    this.log = options.log;
     this.client = new Client({
       intents: [GatewayIntentBits.Guilds],
       ...(options.apiBase ? { rest: { api: options.apiBase } } : {}),
     });
+    this.client.on(Events.Warn, (message) => this.log(`easel: Discord warning: ${message}`));
+    const debug = options.debug;
+    if (debug) {
+      // Gateway and REST chatter; the REST lines carry full URLs (interaction tokens): the sink redacts them.
+      this.client.on(Events.Debug, (message) => debug(`discord.js: ${message}`));
+      this.client.rest.on("restDebug", (message) => debug(`discord.js: ${message}`));
+    }
     this.outlet = new DiscordOutlet(this.client, services, {
       applicationId: () => this.client.application?.id ?? this.client.user?.id ?? "",
       ...(options.apiBase ? { apiBase: options.apiBase } : {}),
+      handles: relay,
+      log: this.log,
     });
     relay.register("discord", this.outlet);
     contests.register("discord", this.outlet);
@@ -207,9 +219,15 @@ export class DiscordBot {
       // A redelivered /compare: its match already has its messages.
       if (reply.sides[0].duplicate) return;
       // A's status message is the reply; B's is a follow-up; both become the blind results.
-      this.outlet.expect(reply.sides[1].job.id);
-      await this.replyWithJob(interaction, reply.sides[0]);
-      await this.followUpWithJob(interaction, reply.sides[1].job.id);
+      const b = reply.sides[1].job.id;
+      try {
+        await this.replyWithJob(interaction, reply.sides[0]);
+      } catch (err) {
+        // B's status message will never be posted: the relay stops holding B's statuses.
+        this.outlet.binder(b)(undefined);
+        throw err;
+      }
+      await this.followUpWithJob(interaction, b);
       await interaction.followUp({ content: reply.text, flags: MessageFlags.Ephemeral });
       return;
     }
@@ -248,16 +266,26 @@ export class DiscordBot {
     jobId: string,
     content: string = MESSAGES.starting,
   ): Promise<void> {
-    await this.bindStatus(interaction, jobId, async () => (await interaction.followUp({ content })).id);
+    await this.outlet.followUpStatus(
+      jobId,
+      {
+        interactionId: interaction.id,
+        channelId: interaction.channelId ?? this.services.jobs.get(jobId)?.request.requester.channelId ?? "",
+        token: interaction.token,
+        createdAt: interaction.createdTimestamp,
+        attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
+      },
+      content,
+    );
   }
 
-  /** Posts a job's status message with `post` (which returns its id) and binds the job to it. */
+  /** Posts a job's status message with `post` (which returns its id) and binds the job to it (or gives up). */
   private async bindStatus(
     interaction: Repliable,
     jobId: string,
     post: () => Promise<string>,
   ): Promise<void> {
-    const bind = this.outlet.expect(jobId);
+    const bind = this.outlet.binder(jobId);
     try {
       const messageId = await post();
       bind({
@@ -321,10 +349,19 @@ export class DiscordBot {
       interaction.id,
       interaction.customId,
     );
-    // A new job's status message is on its way: the relay's first edit must wait for it (see outlet.expect).
+    // A new job's status message is bound once posted (the relay holds its statuses until then); if the press
+    // fails before it is posted, the relay is told there will be none.
     const queued =
       outcome.kind === "job" ? outcome.outcome : outcome.kind === "upscale" ? outcome.upscale : undefined;
-    if (queued?.ok && !queued.duplicate) this.outlet.expect(queued.job.id);
+    try {
+      await this.answerPress(interaction, outcome);
+    } catch (err) {
+      if (queued?.ok && !queued.duplicate) this.outlet.binder(queued.job.id)(undefined);
+      throw err;
+    }
+  }
+
+  private async answerPress(interaction: ButtonInteraction, outcome: PressOutcome): Promise<void> {
     switch (outcome.kind) {
       case "refused":
         return this.ephemeral(interaction, outcome.message);

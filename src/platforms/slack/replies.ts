@@ -16,6 +16,13 @@ export const RESPONSE_URL_TTL_MS = 30 * 60_000;
 const RESPONSE_URL_MARGIN_MS = 60_000;
 /** One post to a response_url may take this long. */
 const RESPONSE_URL_TIMEOUT_MS = 10_000;
+/**
+ * At most this many URLs are tracked. Past it the oldest are forgotten even while they live: a forgotten
+ * URL's uses start again from 0, and if Slack then refuses a sixth use the answer goes out with the bot token,
+ * as it does for a URL whose count a restart lost. Only a burst of this many commands within 30 minutes gets
+ * there.
+ */
+export const RESPONSE_URL_MAX_TRACKED = 10_000;
 
 /** Where an answer to one member goes. */
 export interface ReplyTarget {
@@ -43,7 +50,13 @@ interface UrlUse {
   dead: boolean;
 }
 
-/** The response_urls seen in this process and their uses. */
+/**
+ * The response_urls seen in this process and their uses. Bounded: an entry can go once its URL's 30 minutes
+ * are over (Slack refuses it then, counted or not). Each new URL drops the expired entries at the front of
+ * the map (insertion order); a URL is issued before easel sees it, so everything inserted before time t has
+ * expired by t + 30 min and the map holds at most the URLs seen in the last 30 minutes, and never more than
+ * {@link RESPONSE_URL_MAX_TRACKED}.
+ */
 export class ReplySender {
   private readonly urls = new Map<string, UrlUse>();
 
@@ -77,9 +90,33 @@ export class ReplySender {
     let use = this.urls.get(url);
     if (!use) {
       use = { uses: 0, issuedAt: target.issuedAt ?? this.now(), dead: false };
+      this.dropExpired();
+      // The cap, in O(1): the first key is the oldest inserted.
+      if (this.urls.size >= RESPONSE_URL_MAX_TRACKED) {
+        const oldest = this.urls.keys().next().value;
+        if (oldest !== undefined) this.urls.delete(oldest);
+      }
       this.urls.set(url, use);
     }
     return use;
+  }
+
+  /** How many response_urls are tracked: for tests and metrics. */
+  get tracked(): number {
+    return this.urls.size;
+  }
+
+  /**
+   * Forgets the URLs past their 30 minutes from the front of the map, stopping at the first that still lives:
+   * an expired entry no longer governs anything (Slack refuses the URL, and `usable` says no from the
+   * target's own issuedAt). Each entry is dropped once, so this is O(1) per URL seen.
+   */
+  private dropExpired(): void {
+    const now = this.now();
+    for (const [url, use] of this.urls) {
+      if (now < use.issuedAt + RESPONSE_URL_TTL_MS) break;
+      this.urls.delete(url);
+    }
   }
 
   /**

@@ -53,7 +53,10 @@ export interface SlackOptions {
   apiUrl?: string;
   /** SLACK_PORT: where the HTTP receiver listens. */
   port: number;
-  log?: (line: string) => void;
+  /** Operator log lines: the composition root's sink (src/logging), which redacts them. */
+  log: (line: string) => void;
+  /** bolt's, the Web API's and Socket Mode's own debug output, given only with EASEL_DEBUG=1. */
+  debug?: (line: string) => void;
   /** Socket Mode ping timeout, also the step of its reconnect back-off (default 5000 ms). */
   clientPingTimeoutMs?: number;
   now?: () => number;
@@ -97,12 +100,8 @@ export class SlackBot {
     contests: ContestClock,
     private readonly options: SlackOptions,
   ) {
-    const secrets = [options.botToken, options.appToken, options.signingSecret].filter(
-      (s): s is string => s !== undefined && s !== "",
-    );
-    const log = options.log ?? ((line: string) => console.error(line));
-    this.log = (line) => log(redact(line, secrets));
-    const logger = boltLogger(this.log);
+    this.log = options.log;
+    const logger = boltLogger(this.log, options.debug);
     const clientOptions: webApi.WebClientOptions = {
       retryConfig: RETRY_CONFIG,
       ...(options.apiUrl ? { slackApiUrl: options.apiUrl } : {}),
@@ -142,7 +141,7 @@ export class SlackBot {
       log: this.log,
       ...(options.now ? { now: options.now } : {}),
     });
-    this.outlet = new SlackOutlet(this.app.client, services, this.replies, { log: this.log });
+    this.outlet = new SlackOutlet(this.app.client, services, this.replies, { log: this.log, handles: relay });
     relay.register("slack", this.outlet);
     contests.register("slack", this.outlet);
     this.tallies = new KeyedThrottle(TALLY_EDIT_INTERVAL_MS, (err) =>
@@ -287,6 +286,14 @@ export class SlackBot {
       );
       const user = answer.user;
       const admin = user?.is_admin === true || user?.is_owner === true || user?.is_primary_owner === true;
+      // Bounded: entries are re-inserted on each lookup, so the map is in lookup order and the expired ones
+      // (no use after 5 minutes) are at its front and go here; past 1000 members looked up within 5 minutes
+      // the oldest go too (they are simply looked up again).
+      this.admins.delete(userId);
+      for (const [id, entry] of this.admins) {
+        if (this.admins.size < 1_000 && this.now() - entry.at < ADMIN_CACHE_MS) break;
+        this.admins.delete(id);
+      }
       this.admins.set(userId, { admin, at: this.now() });
       return { ...actor, platformAdmin: admin, isBot: actor.isBot || user?.is_bot === true };
     } catch (err) {
@@ -325,7 +332,6 @@ export class SlackBot {
       actor,
       eventId: `slack:${command.trigger_id}`,
     });
-    // Synchronous for /imagine, so that the status message is expected before the relay's first edit.
     const reply: CommandReply = handled instanceof Promise ? await handled : handled;
     if (reply.kind === "text") {
       await ack({
@@ -346,7 +352,7 @@ export class SlackBot {
     }
     // One queued job, or an arena's two (each gets its own status message, the line introduces them).
     const queued = reply.kind === "job" ? (reply.outcome.ok ? [reply.outcome] : []) : reply.sides;
-    const pending = queued.map((q) => (q.duplicate ? undefined : this.outlet.expect(q.job.id)));
+    const pending = queued.map((q) => (q.duplicate ? undefined : this.outlet.opening(q.job.id)));
     try {
       await ack(
         reply.kind === "job"
@@ -428,7 +434,7 @@ export class SlackBot {
       return;
     }
     if (outcome.duplicate) return;
-    const status = pending ?? this.outlet.expect(outcome.job.id);
+    const status = pending ?? this.outlet.opening(outcome.job.id);
     try {
       await this.replies.ephemeral(reply, { text: toMrkdwn(queuedText(outcome)) });
     } catch (err) {
@@ -516,10 +522,10 @@ export class SlackBot {
       `slack:${body.trigger_id}`,
       customId,
     );
-    // Expect the new job's status message before any await (the relay's first edit waits for it).
+    // The new job's status message: posted below (the relay holds its statuses until then), or given up.
     const queued =
       outcome.kind === "job" ? outcome.outcome : outcome.kind === "upscale" ? outcome.upscale : undefined;
-    const pending = queued?.ok && !queued.duplicate ? this.outlet.expect(queued.job.id) : undefined;
+    const pending = queued?.ok && !queued.duplicate ? this.outlet.opening(queued.job.id) : undefined;
     const messageTs = body.message?.ts ?? String(body.container.message_ts ?? "");
     const threadTs = (body.message?.thread_ts as string | undefined) ?? messageTs;
 
@@ -596,19 +602,24 @@ function queuedText(outcome: QueuedOutcome): string {
   return [MESSAGES.queued(outcome.position, outcome.etaMs), ...outcome.notes].join("\n");
 }
 
-/** bolt's logger, quiet below warnings, into easel's log. */
-function boltLogger(log: (line: string) => void): Logger {
-  let level = LogLevel.WARN;
+/**
+ * bolt's logger into easel's log: warnings and errors always, debug and info only into `debug` (EASEL_DEBUG=1;
+ * Socket Mode's debug lines hold whole payloads, response_urls included, which the sink redacts). An Error is
+ * its message, never the object.
+ */
+function boltLogger(log: (line: string) => void, debug?: (line: string) => void): Logger {
+  let level = debug ? LogLevel.DEBUG : LogLevel.WARN;
   let name = "bolt";
+  const text = (msg: unknown[]) => msg.map((m) => (m instanceof Error ? m.message : String(m))).join(" ");
   const line =
     (tag: string) =>
     (...msg: unknown[]) =>
-      log(
-        `easel: Slack ${name} ${tag}: ${msg.map((m) => (m instanceof Error ? m.message : String(m))).join(" ")}`,
-      );
+      log(`easel: Slack ${name} ${tag}: ${text(msg)}`);
+  const verbose = (tag: string) =>
+    debug ? (...msg: unknown[]) => debug(`slack ${name} ${tag}: ${text(msg)}`) : () => {};
   return {
-    debug: () => {},
-    info: () => {},
+    debug: verbose("debug"),
+    info: verbose("info"),
     warn: line("warning"),
     error: line("error"),
     setLevel: (l: LogLevel) => {
@@ -621,14 +632,11 @@ function boltLogger(log: (line: string) => void): Logger {
   };
 }
 
-/** Tokens, the signing secret and response URLs out of a log line (by value and by shape). */
-export function redact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) if (secret.length >= 8) out = out.split(secret).join("[redacted]");
-  return out
-    .replace(/\bx(?:ox[abpresc]|app)-[A-Za-z0-9-]{8,}/g, "[redacted]")
-    .replace(/https:\/\/hooks\.slack\.com\/[^\s"']+/g, "https://hooks.slack.com/[redacted]");
-}
+/**
+ * The sink (src/logging) redacts every line, Slack's tokens, signing secret, response and upload URLs
+ * included; this name stays for test/slack-adapter.test.ts, which still imports it from here.
+ */
+export { redactText as redact } from "../../logging/redact.ts";
 
 function describe(err: unknown): string {
   const code = slackErrorCode(err);
