@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { actorIsAdmin } from "../src/core/imagine.ts";
-import { BOT_MESSAGES } from "../src/core/messages.ts";
+import { BOT_MESSAGES, NSFW_SCOPE_NOTE } from "../src/core/messages.ts";
 import type { AllowList, ChannelSettings, GuildSettings, SettingsDefaults } from "../src/core/settings.ts";
 import { type CommandContext, type CommandReply, defineCommand, type GroupCommand } from "./types.ts";
 
@@ -186,6 +186,7 @@ function showSettings({ services, actor }: CommandContext): CommandReply {
     "This channel:",
     ...(here.length ? here : ["  (the server's)"]),
     `Keys: ${KEY_NAMES.join(", ")}`,
+    NSFW_SCOPE_NOTE,
   ].join("\n");
   return { kind: "text", text, ephemeral: true };
 }
@@ -218,9 +219,9 @@ function change(
   if (refused) return reply(`Not saved: ${refused}`);
   const shown = spec.show(next);
   const place = where === "server" ? "this server" : "this channel";
-  return reply(
-    value === undefined ? `${key} reset for ${place}.` : `${key} set to ${shown ?? value} for ${place}.`,
-  );
+  const done =
+    value === undefined ? `${key} reset for ${place}.` : `${key} set to ${shown ?? value} for ${place}.`;
+  return reply(key === "nsfw" ? `${done} ${NSFW_SCOPE_NOTE}` : done);
 }
 
 const scopeOption = z

@@ -300,6 +300,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       ...(options.minEditIntervalMs === undefined ? {} : { minEditIntervalMs: options.minEditIntervalMs }),
     });
     relay.attach();
+    cleanup.push(() => relay.detach());
 
     // The default model must load before easel says it is ready: a folder that does not load is never the
     // default (its defaults, such as SD-Turbo's 1 step, and the device in use also become known here).
@@ -328,7 +329,6 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       });
       const bot = discord;
       cleanup.push(() => bot.stop());
-      await discord.start();
     }
 
     let slack: SlackBot | undefined;
@@ -344,10 +344,23 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       });
       const bot = slack;
       cleanup.push(() => bot.stop());
-      await slack.start();
     }
 
+    // Recovery before any platform takes an event: a member never meets "easel is restarting", and every
+    // recovered job counts toward the limits from the first command on. Their messages wait for the platform.
+    if (discord) relay.hold("discord");
+    if (slack) relay.hold("slack");
     await engine.start();
+    // A platform that fails to start must not leave recovered jobs rendering into a closed store.
+    cleanup.push(() => engine.stop(0));
+    if (discord) {
+      await discord.start();
+      relay.open("discord");
+    }
+    if (slack) {
+      await slack.start();
+      relay.open("slack");
+    }
     contests.start();
     housekeeper.start();
 

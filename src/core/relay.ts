@@ -135,6 +135,8 @@ const FAILURE_ATTEMPTS = 3;
 /** The relay from the engine to the platforms' outlets; see the module comment. */
 export class JobRelay implements StatusHandles {
   private readonly outlets = new Map<Requester["platform"], JobOutlet>();
+  /** Platforms whose messages are held until they connect (see `hold`). */
+  private readonly gates = new Map<Requester["platform"], { opened: Promise<void>; open: () => void }>();
   private readonly jobs = new Map<string, JobState>();
   /** Status edits: at most one per job per interval, the latest state winning. */
   private readonly edits: KeyedThrottle;
@@ -187,7 +189,29 @@ export class JobRelay implements StatusHandles {
 
   /** The outlet for one platform's jobs (before `engine.start()`, so that resumed jobs find it). */
   register<H>(platform: Requester["platform"], outlet: JobOutlet<H>): void {
-    this.outlets.set(platform, outlet as unknown as JobOutlet);
+    this.outlets.set(
+      platform,
+      gated(outlet as unknown as JobOutlet, () => this.gates.get(platform)?.opened),
+    );
+  }
+
+  /**
+   * Holds every message to `platform` until `open(platform)`: the composition root recovers the engine's jobs
+   * before the platform connects (so no member meets a half-started bot), and their messages wait for it.
+   */
+  hold(platform: Requester["platform"]): void {
+    if (this.gates.has(platform)) return;
+    let open: () => void = () => {};
+    const opened = new Promise<void>((resolve) => {
+      open = resolve;
+    });
+    this.gates.set(platform, { opened, open });
+  }
+
+  /** The platform is connected: the messages held for it go out, in order. */
+  open(platform: Requester["platform"]): void {
+    this.gates.get(platform)?.open();
+    this.gates.delete(platform);
   }
 
   /** Starts listening to the engine. */
@@ -207,6 +231,8 @@ export class JobRelay implements StatusHandles {
       this.engine.off(event as keyof EngineEvents, listener as never);
     }
     this.detached = true;
+    // A platform that never connected (a failed start) must not keep its held messages waiting for ever.
+    for (const platform of [...this.gates.keys()]) this.open(platform);
     this.edits.clear();
     for (const wake of [...this.waits]) wake();
     await Promise.allSettled([...this.jobs.values()].map((s) => s.chain));
@@ -528,4 +554,22 @@ function describe(err: unknown): string {
   if (!(err instanceof Error)) return String(err);
   const cause = err.cause instanceof Error ? ` (${err.cause.name}: ${err.cause.message})` : "";
   return `${err.name}: ${err.message}${cause}`;
+}
+
+/** `outlet` with every call that reaches the platform waiting for `gate()` (when there is one) first. */
+function gated(outlet: JobOutlet, gate: () => Promise<void> | undefined): JobOutlet {
+  const after = async <T>(call: () => Promise<T>): Promise<T> => {
+    await gate();
+    return call();
+  };
+  const { open, release } = outlet;
+  return {
+    recorded: (job) => outlet.recorded(job),
+    ...(open ? { open: (job, model) => after(() => open.call(outlet, job, model)) } : {}),
+    status: (job, handle, model) => after(() => outlet.status(job, handle, model)),
+    result: (job, handle, model, files) => after(() => outlet.result(job, handle, model, files)),
+    failure: (job, handle, model) => after(() => outlet.failure(job, handle, model)),
+    undeliverable: (job, model) => after(() => outlet.undeliverable(job, model)),
+    ...(release ? { release: (jobId, handle) => release.call(outlet, jobId, handle) } : {}),
+  };
 }
