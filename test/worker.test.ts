@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
 import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
@@ -156,14 +156,22 @@ describe("LDM worker process", () => {
   });
 
   it("unloads the model after the idle time and loads it again for the next job", async () => {
-    const worker = supervisor("tiny", { idleUnloadMs: 200 });
-    await worker.generate(PARAMS);
-    const pid = worker.pid as number;
-    await new Promise((r) => setTimeout(r, 600));
-    expect(worker.pid).toBeUndefined();
-    expect(() => process.kill(pid, 0)).toThrow();
-    expect((await worker.generate(PARAMS)).images).toHaveLength(2);
-    expect(worker.starts).toBe(2);
+    // The supervisor's timers on a fake clock; the worker process and its messages stay real.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const worker = supervisor("tiny", { idleUnloadMs: 60_000 });
+      await worker.generate(PARAMS);
+      const pid = worker.pid as number;
+      vi.advanceTimersByTime(59_999);
+      expect(worker.pid).toBe(pid);
+      vi.advanceTimersByTime(1);
+      await untilReal(() => worker.pid === undefined);
+      await untilReal(() => !isAlive(pid));
+      expect((await worker.generate(PARAMS)).images).toHaveLength(2);
+      expect(worker.starts).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it("runs queued jobs one at a time", async () => {
@@ -175,3 +183,22 @@ describe("LDM worker process", () => {
     expect(order.join("")).toBe("aaaabbbb");
   });
 });
+
+/** Whether a process is still there. */
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Waits (on the real event loop, whatever the clock) for a process-level change such as a child's exit. */
+async function untilReal(condition: () => boolean, limitMs = 20_000): Promise<void> {
+  const started = performance.now();
+  while (!condition()) {
+    if (performance.now() - started > limitMs) throw new Error("the condition never held");
+    await new Promise((resolve) => setImmediate(resolve));
+  }
+}
