@@ -22,11 +22,12 @@ import { Engine } from "./core/engine.ts";
 import { EaselError } from "./core/errors.ts";
 import type { TokenCount } from "./core/explain.ts";
 import type { Job } from "./core/job.ts";
+import { DEVICE_TEXT, STARTUP_TEXT } from "./core/messages.ts";
 import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
 import type { BackendName } from "./core/request.ts";
 import { Housekeeper } from "./core/retention.ts";
 import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
-import { utcDay } from "./core/spend.ts";
+import { spendReport } from "./core/spend-report.ts";
 import { loggerFor } from "./logging/logger.ts";
 import { DiscordBot } from "./platforms/discord/discord-bot.ts";
 import { SlackBot } from "./platforms/slack/slack-bot.ts";
@@ -135,11 +136,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       backends.openai = openai;
     }
     if (!backends.ldm && !backends.openai) {
-      throw new EaselError(
-        "config",
-        `easel has nothing to render with: no model folder in ${config.modelsDir} (EASEL_MODELS_DIR; ` +
-          "`easel models pull NAME` downloads one) and no OPENAI_API_KEY.",
-      );
+      throw new EaselError("config", STARTUP_TEXT.nothingToRender(config.modelsDir));
     }
 
     const settingsPort = storeSettingsPort(store, {
@@ -185,7 +182,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     const deviceInUse = (): string => {
       const provider = [...supervisors.values()].find((s) => s.info)?.info?.provider;
       if (provider) return provider === "cuda" ? `cuda:${config.cudaDevice}` : "cpu";
-      return backends.ldm ? `${config.device} (no model loaded yet)` : "none (OpenAI only)";
+      return backends.ldm ? DEVICE_TEXT.notLoadedYet(config.device) : DEVICE_TEXT.openAiOnly;
     };
 
     const tokenizers = new Map<string, ClipTokenizer>();
@@ -271,24 +268,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
           ...(openai ? { openai: [openai.model] } : {}),
         },
       }),
-      ...(openai
-        ? {
-            spendReport: (where) => {
-              const query = { platform: where.platform, workspaceId: where.workspaceId };
-              const t = store.spend.totals(query);
-              const today = store.spend.totals({ ...query, fromDay: utcDay(Date.now()) });
-              return [
-                `OpenAI images on this server: ${t.images} (about $${t.costUsd.toFixed(2)}); today ${today.images} (about $${today.costUsd.toFixed(2)})`,
-                ...store.spend
-                  .topSpenders(query, 5)
-                  .map(
-                    (u) =>
-                      `  <@${u.userId}>: ${u.images} image${u.images === 1 ? "" : "s"} (about $${u.costUsd.toFixed(2)})`,
-                  ),
-              ];
-            },
-          }
-        : {}),
+      ...(openai ? { spendReport: (where) => spendReport(store.spend, where) } : {}),
     };
 
     const contests = new ContestClock(services, { elo: config.elo, log });
@@ -310,9 +290,11 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       } catch (err) {
         throw new EaselError(
           "config",
-          `the default model ${defaultLdmModel} (${join(config.modelsDir, defaultLdmModel)}) does not load: ${
-            err instanceof Error ? err.message : String(err)
-          }. Fix the folder, or set EASEL_MODEL to another one.`,
+          STARTUP_TEXT.defaultModelBroken(
+            defaultLdmModel,
+            join(config.modelsDir, defaultLdmModel),
+            err instanceof Error ? err.message : String(err),
+          ),
           { cause: err },
         );
       }

@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { BotServices } from "../src/core/bot-services.ts";
 import type { Delivery, DeliveryLog } from "../src/core/delivery.ts";
 import type { Job } from "../src/core/job.ts";
+import { PendingStatus } from "../src/core/pending-status.ts";
 import {
   type MessageModel,
   presentDone,
@@ -316,9 +317,9 @@ describe("the Slack outlet", () => {
     const services = { deliveries: memoryDeliveries(), jobs: { get: () => job } } as unknown as BotServices;
     const bound: unknown[] = [];
     const handles = { bind: (_: string, handle: unknown) => void bound.push(handle), unbound: () => {} };
-    const outlet = new SlackOutlet(client, services, new ReplySender(client), { log: () => {}, handles });
+    const outlet = new SlackOutlet(client, services, new ReplySender(client), { log: () => {} });
     const url = f.slashCommandPayload({ command: "/imagine", text: "x" }).response_url ?? "";
-    const target = await outlet.opening(job.id).open({
+    const target = await outlet.openStatus(new PendingStatus(handles, job.id), {
       channelId: "C0123456789",
       model: presentQueued(job, 1, 1000, false),
       reply: { channelId: "C0123456789", userId: "U0A11CE0001", responseUrl: url, issuedAt: Date.now() },

@@ -2,7 +2,8 @@ import { createHash } from "node:crypto";
 import type { Actor, BotServices } from "./bot-services.ts";
 import { pressButton } from "./button-press.ts";
 import { encodeButtonId } from "./buttons.ts";
-import type { StoredImage } from "./engine.ts";
+import { latestPosted } from "./delivery.ts";
+import { imageFile, winnerFileName } from "./image-files.ts";
 import { type ImagineOutcome, imagine } from "./imagine.ts";
 import type { Job } from "./job.ts";
 import { BOT_MESSAGES } from "./messages.ts";
@@ -31,10 +32,21 @@ import {
  * revealed and rated with Elo when the vote closes.
  */
 
+/** A vote press that counted: what it changed, and what the presser is told. */
+export interface CountedVote {
+  ok: true;
+  ballot: Ballot;
+  change: VoteChange;
+  choice: number;
+  tally: Tally;
+  /** The private answer to the presser ("Your vote for image 2 counts."). */
+  confirmation: string;
+  /** Whether the message shows the counts (the arena hides them until its reveal). */
+  countsShown: boolean;
+}
+
 /** What a vote press did. */
-export type VoteOutcome =
-  | { ok: true; ballot: Ballot; change: VoteChange; choice: number; tally: Tally }
-  | { ok: false; message: string };
+export type VoteOutcome = CountedVote | { ok: false; message: string };
 
 /** The defaults of the vote settings (GuildSettings.contestMinutes, selfVote). */
 export const DEFAULT_CONTEST_MINUTES = 60;
@@ -68,7 +80,16 @@ export function castVote(
     return { ok: false, message: BOT_MESSAGES.noSelfVote };
   }
   const change = services.votes.press(ballot.id, me, choice, now, DOUBLE_CLICK_MS);
-  return { ok: true, ballot, change, choice, tally: services.votes.tally(ballot.id) };
+  const arena = ballot.kind === "arena";
+  return {
+    ok: true,
+    ballot,
+    change,
+    choice,
+    tally: services.votes.tally(ballot.id),
+    confirmation: BOT_MESSAGES.voted(change, BOT_MESSAGES.voteChoice(arena, choice)),
+    countsShown: !arena,
+  };
 }
 
 /** Marks a result's ballot deleted (its message is gone), so that stale buttons say so. */
@@ -94,7 +115,11 @@ function resultBallot(job: Job, kind: "result" | "contest", now: number, closesA
   };
 }
 
-/** Where a platform posts a contest's or a match's closing announcement (once; recorded as "announcement"). */
+/**
+ * Where a platform posts a contest's or a match's closing announcement. The clock asks only while none is
+ * recorded as posted for `recordAs` (a job id); the announcer records it as that job's "announcement", under a
+ * delivery key written before the post, and looks the key up before posting again (a retry, the next start).
+ */
 export interface Announcer {
   announce(ballot: Ballot, model: MessageModel, files: OutgoingFile[], recordAs: string): Promise<void>;
 }
@@ -211,15 +236,17 @@ export class ContestClock {
           this.services.votes.rating(match.modelB),
         ];
         const model = presentArenaReveal(match, ballot, votes, before, after, this.options.elo.start);
-        await announcer.announce(ballot, model, [], match.jobA);
+        await this.announceOnce(announcer, ballot, model, [], match.jobA);
         return;
       }
       const job = this.services.jobs.get(ballot.id);
       if (!job) return;
       const images = await this.services.jobs.images(job.id);
       const image = images.find((i) => i.variant === ballot.winner);
-      const files = image ? [await this.file(job, image)] : [];
-      await announcer.announce(ballot, presentContestResult(job, ballot, tally), files, job.id);
+      const files = image
+        ? [await imageFile(this.services.jobs, image, winnerFileName(job.id, image.variant))]
+        : [];
+      await this.announceOnce(announcer, ballot, presentContestResult(job, ballot, tally), files, job.id);
       if (
         image &&
         this.services.settings.guild(ballot.platform, ballot.workspaceId).contestUpscale === true
@@ -259,20 +286,23 @@ export class ContestClock {
     const ballot = this.services.votes.ballot(arena.matchId);
     const announcer = ballot ? this.announcers.get(ballot.platform) : undefined;
     if (!ballot || !announcer) return;
-    await announcer.announce(ballot, presentArenaCalledOff(job), [], job.id).catch((err: unknown) => {
-      this.log(`easel: could not post that match ${ballot.id} was called off: ${describeError(err)}`);
-    });
+    await this.announceOnce(announcer, ballot, presentArenaCalledOff(job), [], job.id).catch(
+      (err: unknown) => {
+        this.log(`easel: could not post that match ${ballot.id} was called off: ${describeError(err)}`);
+      },
+    );
   }
 
-  private async file(job: Job, image: StoredImage): Promise<OutgoingFile> {
-    const bytes = image.png.length > 0 ? image.png : await this.services.jobs.imageBytes(image.id);
-    return {
-      imageId: image.id,
-      filename: `easel-${job.id}-${image.variant}-winner.png`,
-      bytes,
-      width: image.width,
-      height: image.height,
-    };
+  /** Announces unless an announcement is recorded as posted for `recordAs` already (a retry, a restart). */
+  private async announceOnce(
+    announcer: Announcer,
+    ballot: Ballot,
+    model: MessageModel,
+    files: OutgoingFile[],
+    recordAs: string,
+  ): Promise<void> {
+    if (latestPosted(this.services.deliveries, recordAs, "announcement")) return;
+    await announcer.announce(ballot, model, files, recordAs);
   }
 
   /** The guild wants winners upscaled: the U button's job, pressed for the owner (one per contest). */

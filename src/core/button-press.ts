@@ -41,6 +41,13 @@ export type PressOutcome =
   /** Show how the image was made (the platform lays out the stages and the animation). */
   | { kind: "explain"; job: Job };
 
+/** The new job a press queued (or the queue's refusal of it): a reroll's, a variation's, or an upscale's. */
+export function queuedBy(outcome: PressOutcome): ImagineOutcome | undefined {
+  if (outcome.kind === "job") return outcome.outcome;
+  if (outcome.kind === "upscale") return outcome.upscale;
+  return undefined;
+}
+
 /** The parent's settings as command options, so that buildRequest checks them again where the press happens. */
 function optionsOf(r: GenerationRequest): RequestOptions {
   return {

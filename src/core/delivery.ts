@@ -10,10 +10,19 @@
  */
 
 /**
- * What a posted message is: the status/progress message, the result, a failure notice, an announcement, or
- * the private notice that a result is undeliverable.
+ * What a posted message is: the status/progress message, the result, a failure notice, an announcement, the
+ * private notice that a result is undeliverable, one image posted alone at full size (a U press), or "how it
+ * was made" (its animation).
  */
-export type DeliveryKind = "status" | "result" | "failure" | "cancelled" | "announcement" | "notice";
+export type DeliveryKind =
+  | "status"
+  | "result"
+  | "failure"
+  | "cancelled"
+  | "announcement"
+  | "notice"
+  | "image"
+  | "explanation";
 
 /** Every DeliveryKind. */
 export const DELIVERY_KINDS: readonly DeliveryKind[] = [
@@ -23,6 +32,8 @@ export const DELIVERY_KINDS: readonly DeliveryKind[] = [
   "cancelled",
   "announcement",
   "notice",
+  "image",
+  "explanation",
 ];
 
 const KIND_LETTERS: Readonly<Record<DeliveryKind, string>> = {
@@ -32,6 +43,8 @@ const KIND_LETTERS: Readonly<Record<DeliveryKind, string>> = {
   cancelled: "c",
   announcement: "a",
   notice: "n",
+  image: "i",
+  explanation: "e",
 };
 
 /**

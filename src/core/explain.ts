@@ -1,5 +1,7 @@
+import type { BotServices } from "./bot-services.ts";
+import { denoisingFileName } from "./image-files.ts";
 import type { Job } from "./job.ts";
-import { plural } from "./messages.ts";
+import { EXPLAIN_TEXT } from "./messages.ts";
 
 /**
  * "How it was made": the stages a latent diffusion image goes through, told with the job's own numbers, the
@@ -18,30 +20,41 @@ export interface TokenCount {
 /** "How it was made" for a job: the stages with the job's own numbers, as shown to the member. */
 export function explainJob(job: Job, tokens: TokenCount | undefined, frames: number): string {
   const r = job.request;
-  if (r.backend !== "ldm") {
-    return [
-      `**How it was made** (job ${job.id})`,
-      `1. Prompt → sent to ${r.model} through the OpenAI images API.`,
-      "2. The provider's model drew it; it does not say how (no seed, no steps).",
-    ].join("\n");
-  }
-  const lw = Math.floor(r.width / 8);
-  const lh = Math.floor(r.height / 8);
+  const say = EXPLAIN_TEXT;
+  if (r.backend !== "ldm") return [say.heading(job.id), say.remoteSent(r.model), say.remoteDrawn].join("\n");
+  const latent = `${Math.floor(r.width / 8)}×${Math.floor(r.height / 8)}×4`;
   const strength = r.init ? r.init.strength : 1;
   // The steps the pipeline really runs: it takes floor(steps × strength), as diffusers' img2img does.
   const steps = Math.max(1, Math.floor(r.steps * strength));
   const lines = [
-    `**How it was made** (job ${job.id})`,
-    `1. Prompt: "${r.prompt.length > 200 ? `${r.prompt.slice(0, 199)}…` : r.prompt}"`,
-    tokens
-      ? `2. → ${plural(tokens.tokens, "CLIP token")}${tokens.cut > 0 ? ` (${tokens.cut} over the limit of 77 ${tokens.cut === 1 ? "was" : "were"} cut)` : ""}`
-      : "2. → CLIP tokens (at most 77)",
-    `3. → the text encoder turns them into one embedding vector per token${r.negativePrompt ? ", and the negative prompt into another" : ""}.`,
+    say.heading(job.id),
+    say.prompt(r.prompt.length > 200 ? `${r.prompt.slice(0, 199)}…` : r.prompt),
+    tokens ? say.tokens(tokens.tokens, tokens.cut) : say.tokensUnknown,
+    say.encoder(Boolean(r.negativePrompt)),
     r.init
-      ? `4. → the start image is encoded to a ${lw}×${lh}×4 latent and noised to ${Math.round(strength * 100)} %, then ${steps} of ${plural(r.steps, `${r.sampler} step`)} remove${steps === 1 ? "s" : ""} the noise, guided by the prompt (CFG ${r.guidance}).`
-      : `4. → seed ${r.seed} gives ${lw}×${lh}×4 latent noise; ${plural(steps, `${r.sampler} step`)} remove${steps === 1 ? "s" : ""} it, ${steps === 1 ? "" : "each one "}guided by the prompt (CFG ${r.guidance}).`,
-    `5. → the VAE decoder turns the ${lw}×${lh}×4 latent into ${r.width}×${r.height} pixels (8× each side).`,
+      ? say.img2img(latent, Math.round(strength * 100), steps, r.steps, r.sampler, r.guidance)
+      : say.txt2img(r.seed, latent, steps, r.sampler, r.guidance),
+    say.decoder(latent, r.width, r.height),
   ];
-  if (frames > 0) lines.push(`The animation shows the latent at ${plural(frames, "point")} along the way.`);
+  if (frames > 0) lines.push(say.animation(frames));
   return lines.join("\n");
+}
+
+/** "How it was made" as a platform shows it: the stages, and the denoising animation when one was kept. */
+export interface Explanation {
+  text: string;
+  animation?: { filename: string; bytes: Uint8Array };
+}
+
+/** Tells how `job` was made, with its prompt's token count and its kept previews when there are. */
+export async function howItWasMade(
+  services: Pick<BotServices, "imaging" | "tokenCount">,
+  job: Job,
+): Promise<Explanation> {
+  const animation = await services.imaging.animation?.(job.id);
+  const tokens = await services.tokenCount?.(job);
+  const text = explainJob(job, tokens, animation?.frames ?? 0);
+  return animation
+    ? { text, animation: { filename: denoisingFileName(job.id), bytes: animation.gif } }
+    : { text };
 }

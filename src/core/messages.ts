@@ -25,6 +25,9 @@ export const MESSAGES = {
     position <= 1
       ? `Queued: next up · ETA ${formatDuration(etaMs)}`
       : `Queued #${position} · ETA ${formatDuration(etaMs)}`,
+  /** The private answer to a queued job: place, ETA and what was adjusted. */
+  queuedWithNotes: (job: { position: number; etaMs: number; notes: readonly string[] }) =>
+    [MESSAGES.queued(job.position, job.etaMs), ...job.notes].join("\n"),
   retrying: (position: number) => `The renderer hiccuped; trying again (queued #${position}).`,
   running: (step: number, total: number) => `Rendering… step ${step}/${total}`,
   starting: "Starting…",
@@ -119,6 +122,8 @@ export const BOT_MESSAGES = {
       : change === "moved"
         ? `Your vote moved to ${choice}.`
         : `Your vote for ${choice} counts.`,
+  /** What a vote is for, as {@link BOT_MESSAGES.voted} names it: an arena side, or one of the images. */
+  voteChoice: (arena: boolean, choice: number) => (arena ? (choice === 1 ? "A" : "B") : `image ${choice}`),
   arenaNeedsTwo:
     "The arena needs two different models, and this bot has only one (add a model folder or an OpenAI key).",
   unknownContender: (spec: string, known: readonly string[]) =>
@@ -153,4 +158,138 @@ export const BOT_MESSAGES = {
       ...lines.map((l) => `• \`${l.usage}\` — ${l.description}`),
       `A message's "Imagine this" shortcut (its ⋯ menu) draws that message's text.`,
     ].join("\n"),
+} as const;
+
+/**
+ * What the `nsfw` setting really changes, said wherever it is shown or set: until a model's safety checker
+ * runs, local models are not filtered at all.
+ */
+export const NSFW_SCOPE_NOTE =
+  "nsfw changes OpenAI's moderation only: local models have no content filter yet, so their images are unfiltered in every channel.";
+
+/** The words on easel's cards (core/presenter.ts): field names, button labels, and the lines around them. */
+export const CARD_TEXT = {
+  emptyPrompt: "(empty prompt)",
+  notApplicable: "n/a",
+  fields: {
+    seed: "Seed",
+    steps: "Steps",
+    cfg: "CFG",
+    sampler: "Sampler",
+    size: "Size",
+    model: "Model",
+    requestedBy: "Requested by",
+    negativePrompt: "Negative prompt",
+    promptToRerun: "Prompt to rerun",
+    notes: "Notes",
+    /** Discord: what the platform changed about the result (an upload re-encoded smaller). */
+    note: "Note",
+    votes: "Votes",
+    tieRule: "Tie rule",
+  },
+  buttons: {
+    cancel: "❌ Cancel",
+    reroll: "🔁 Reroll",
+    tryAgain: "🔁 Try again",
+    howItWasMade: "🎞 How it was made",
+    delete: "🗑 Delete",
+    upscale: (n: number) => `U${n}`,
+    variation: (n: number) => `V${n}`,
+    /** A vote button, with its count once there is a tally. */
+    vote: (choice: string, count?: number) =>
+      count === undefined ? `🗳 ${choice}` : `🗳 ${choice} · ${count}`,
+  },
+  /** The line above a result; `contestMs` when its variants are put to a vote. */
+  ready: (mention: string, images: number, contestMs?: number) =>
+    `${mention} your image${images > 1 ? "s are" : " is"} ready${
+      contestMs === undefined
+        ? ""
+        : ` · 🗳 vote for your favourite: voting closes ${formatDuration(contestMs).replace("about ", "in ")} after posting`
+    }`,
+  renderedFooter: (jobId: string, renderMs: number) => `Job ${jobId} · ${formatDuration(renderMs)} to render`,
+  jobFooter: (jobId: string) => `Job ${jobId}`,
+  /** U: the image posted alone. */
+  sizeFooter: (jobId: string, width: number, height: number) => `Job ${jobId} · ${width}×${height}`,
+  arenaSide: (side: string) => `Arena · ${side}`,
+  arenaSideFooter: "The models are revealed when the vote closes.",
+  contestNoVotes: (mention: string) => `🗳 The vote on ${mention}'s images closed with no votes.`,
+  contestWinner: (variant: number, mention: string, votes: number, total: number) =>
+    `🏆 Image ${variant} of ${mention} wins with ${votes} of ${plural(total, "vote")}.`,
+  noVotes: "none",
+  tieRule: "A tie goes to the image that reached its final count first.",
+  arenaRevealed: (outcome: string) => `⚔️ Arena revealed: ${outcome}`,
+  arenaNobodyVoted: "Nobody voted: no rating changes.",
+  arenaDraw: (a: number, b: number) => `A draw, ${a}–${b}.`,
+  arenaWin: (side: string, most: number, least: number) => `${side} wins, ${most}–${least}.`,
+  /** One model's line in the reveal: its votes and its rating after (and the change). */
+  arenaContender: (model: string, votes: number, rating: number, change: number) =>
+    `${model} · ${plural(votes, "vote")} · Elo ${rating} (${change >= 0 ? "+" : "−"}${Math.abs(change)})`,
+  matchFooter: (matchId: string) => `Match ${matchId}`,
+  arenaCalledOff: (side: string) => `⚔️ ${MESSAGES.arenaCalledOff(side)}`,
+} as const;
+
+/** "How it was made" (core/explain.ts), told with the job's own numbers. */
+export const EXPLAIN_TEXT = {
+  heading: (jobId: string) => `**How it was made** (job ${jobId})`,
+  remoteSent: (model: string) => `1. Prompt → sent to ${model} through the OpenAI images API.`,
+  remoteDrawn: "2. The provider's model drew it; it does not say how (no seed, no steps).",
+  prompt: (prompt: string) => `1. Prompt: "${prompt}"`,
+  tokens: (tokens: number, cut: number) =>
+    `2. → ${plural(tokens, "CLIP token")}${cut > 0 ? ` (${cut} over the limit of 77 ${cut === 1 ? "was" : "were"} cut)` : ""}`,
+  tokensUnknown: "2. → CLIP tokens (at most 77)",
+  encoder: (negative: boolean) =>
+    `3. → the text encoder turns them into one embedding vector per token${negative ? ", and the negative prompt into another" : ""}.`,
+  img2img: (latent: string, percent: number, steps: number, of: number, sampler: string, cfg: number) =>
+    `4. → the start image is encoded to a ${latent} latent and noised to ${percent} %, then ${steps} of ${plural(of, `${sampler} step`)} remove${steps === 1 ? "s" : ""} the noise, guided by the prompt (CFG ${cfg}).`,
+  txt2img: (seed: number, latent: string, steps: number, sampler: string, cfg: number) =>
+    `4. → seed ${seed} gives ${latent} latent noise; ${plural(steps, `${sampler} step`)} remove${steps === 1 ? "s" : ""} it, ${steps === 1 ? "" : "each one "}guided by the prompt (CFG ${cfg}).`,
+  decoder: (latent: string, width: number, height: number) =>
+    `5. → the VAE decoder turns the ${latent} latent into ${width}×${height} pixels (8× each side).`,
+  animation: (frames: number) =>
+    `The animation shows the latent at ${plural(frames, "point")} along the way.`,
+} as const;
+
+/** What members are told when the OpenAI images API fails (src/backends/openai/errors.ts translates to these). */
+export const OPENAI_MESSAGES = {
+  timedOut: (seconds: string, tries: string) => `The image service did not answer within ${seconds}${tries}.`,
+  unreachable: (host: string, tries: string) => `Could not reach the image service at ${host}${tries}.`,
+  keyRefused: (host: string) =>
+    `The OpenAI backend's API key was refused by ${host}; the operator needs to check OPENAI_API_KEY.`,
+  modelMissing: (model: string, host: string) =>
+    `The image model "${model}" is not available on ${host}; the operator needs to change OPENAI_IMAGE_MODEL.`,
+  modelForbidden: (model: string, host: string, why: string) =>
+    `The OpenAI API key has no access to "${model}" on ${host} (${why}); the operator needs to check OPENAI_API_KEY and OPENAI_IMAGE_MODEL.`,
+  outOfCredit:
+    "The OpenAI account behind OPENAI_API_KEY is out of credit or over its spending limit; the operator needs to check its billing.",
+  serverError: (status: number, tries: string) => `The image service had an error (HTTP ${status})${tries}.`,
+  notOffered: (host: string, status: number) =>
+    `The image service at ${host} does not offer this (HTTP ${status}).`,
+  refused: (why: string) => `The image service refused the request: ${why}`,
+  misconfigured: (why: string) => `The OpenAI backend is misconfigured: ${why}`,
+  unusableAnswer: "The image service's answer could not be used.",
+  /** How many times a request was tried, after a failure the SDK retried (empty when it never retries). */
+  tries: (attempts: number) => (attempts <= 1 ? "" : ` (tried ${attempts} times)`),
+} as const;
+
+/** An admin's `/info` lines on paid images (core/spend-report.ts). */
+export const SPEND_TEXT = {
+  server: (images: number, usd: number, todayImages: number, todayUsd: number) =>
+    `OpenAI images on this server: ${images} (about $${usd.toFixed(2)}); today ${todayImages} (about $${todayUsd.toFixed(2)})`,
+  spender: (userId: string, images: number, usd: number) =>
+    `  <@${userId}>: ${images} image${images === 1 ? "" : "s"} (about $${usd.toFixed(2)})`,
+} as const;
+
+/** The device `/info` names (the composition root knows which is in use). */
+export const DEVICE_TEXT = {
+  notLoadedYet: (device: string) => `${device} (no model loaded yet)`,
+  openAiOnly: "none (OpenAI only)",
+} as const;
+
+/** What `npm start` says when easel cannot start (the composition root, src/easel.ts). */
+export const STARTUP_TEXT = {
+  nothingToRender: (modelsDir: string) =>
+    `easel has nothing to render with: no model folder in ${modelsDir} (EASEL_MODELS_DIR; ` +
+    "`easel models pull NAME` downloads one) and no OPENAI_API_KEY.",
+  defaultModelBroken: (model: string, folder: string, why: string) =>
+    `the default model ${model} (${folder}) does not load: ${why}. Fix the folder, or set EASEL_MODEL to another one.`,
 } as const;

@@ -2,8 +2,9 @@ import { describeSize } from "./aspect.ts";
 import type { BackendProgress } from "./backend.ts";
 import { encodeButtonId } from "./buttons.ts";
 import type { StoredImage } from "./engine.ts";
+import { resultFileName } from "./image-files.ts";
 import type { Job } from "./job.ts";
-import { formatDuration, MESSAGES, plural } from "./messages.ts";
+import { BOT_MESSAGES, CARD_TEXT, MESSAGES } from "./messages.ts";
 import { renderCanonicalPrompt } from "./prompt-flags.ts";
 import type { ArenaMatch, Ballot, ModelRating, Tally } from "./voting.ts";
 
@@ -62,11 +63,19 @@ export function memberText(text: string): string {
 const mention = (job: Job) => `<@${job.request.requester.userId}>`;
 
 function promptTitle(job: Job): string {
-  return cut(memberText(job.request.prompt) || "(empty prompt)", TITLE_MAX);
+  return cut(memberText(job.request.prompt) || CARD_TEXT.emptyPrompt, TITLE_MAX);
 }
 
 function cancelRow(job: Job): MessageButton[][] {
-  return [[{ id: encodeButtonId({ action: "cancel", jobId: job.id }), label: "❌ Cancel", style: "danger" }]];
+  return [
+    [
+      {
+        id: encodeButtonId({ action: "cancel", jobId: job.id }),
+        label: CARD_TEXT.buttons.cancel,
+        style: "danger",
+      },
+    ],
+  ];
 }
 
 /** Waiting in line. */
@@ -106,38 +115,42 @@ export function presentDone(
   if (r.arena) return presentArenaSide(job, images);
   const pictures = images.filter((i) => i.variant > 0).sort((a, b) => a.variant - b.variant);
   const grid = images.find((i) => i.variant === 0);
-  const seeds = pictures.map((i) => (i.seed === null ? "n/a" : String(i.seed)));
+  const seeds = pictures.map((i) => (i.seed === null ? CARD_TEXT.notApplicable : String(i.seed)));
+  const names = CARD_TEXT.fields;
   const fields: MessageField[] = [
     {
-      name: "Seed",
-      value: seeds.length > 1 ? seeds.map((s, i) => `${i + 1}: ${s}`).join(" · ") : (seeds[0] ?? "n/a"),
+      name: names.seed,
+      value:
+        seeds.length > 1
+          ? seeds.map((s, i) => `${i + 1}: ${s}`).join(" · ")
+          : (seeds[0] ?? CARD_TEXT.notApplicable),
       inline: true,
     },
-    { name: "Steps", value: String(r.steps), inline: true },
-    { name: "CFG", value: String(r.guidance), inline: true },
-    { name: "Sampler", value: r.sampler, inline: true },
+    { name: names.steps, value: String(r.steps), inline: true },
+    { name: names.cfg, value: String(r.guidance), inline: true },
+    { name: names.sampler, value: r.sampler, inline: true },
     {
-      name: "Size",
+      name: names.size,
       // The real size and its real ratio: an --ar may have been met only approximately.
       value: describeSize(pictures[0]?.width ?? r.width, pictures[0]?.height ?? r.height),
       inline: true,
     },
-    { name: "Model", value: `${r.model} (${r.backend})`, inline: true },
-    { name: "Requested by", value: mention(job), inline: true },
+    { name: names.model, value: `${r.model} (${r.backend})`, inline: true },
+    { name: names.requestedBy, value: mention(job), inline: true },
   ];
   if (r.negativePrompt)
     fields.unshift({
-      name: "Negative prompt",
+      name: names.negativePrompt,
       value: cut(memberText(r.negativePrompt), FIELD_MAX),
       inline: false,
     });
   fields.push({
-    name: "Prompt to rerun",
+    name: names.promptToRerun,
     value: cut(`\`${memberText(renderCanonicalPrompt(r))}\``, FIELD_MAX),
     inline: false,
   });
   if (notes.length > 0)
-    fields.push({ name: "Notes", value: cut(notes.join("\n"), FIELD_MAX), inline: false });
+    fields.push({ name: names.notes, value: cut(notes.join("\n"), FIELD_MAX), inline: false });
 
   const buttons: MessageButton[][] = [];
   const indexes = pictures.map((p) => p.variant);
@@ -145,46 +158,64 @@ export function presentDone(
     buttons.push(
       indexes.map((n) => ({
         id: encodeButtonId({ action: "upscale", jobId: job.id, variant: n }),
-        label: `U${n}`,
+        label: CARD_TEXT.buttons.upscale(n),
         style: "secondary" as const,
       })),
     );
     buttons.push(
       indexes.map((n) => ({
         id: encodeButtonId({ action: "variation", jobId: job.id, variant: n }),
-        label: `V${n}`,
+        label: CARD_TEXT.buttons.variation(n),
         style: "secondary" as const,
       })),
     );
   }
   if (indexes.length > 1) buttons.push(voteRow(job.id, indexes.map(String), tally));
   const last: MessageButton[] = [
-    { id: encodeButtonId({ action: "reroll", jobId: job.id }), label: "🔁 Reroll", style: "primary" },
+    {
+      id: encodeButtonId({ action: "reroll", jobId: job.id }),
+      label: CARD_TEXT.buttons.reroll,
+      style: "primary",
+    },
   ];
   if (r.backend === "ldm")
     last.push({
       id: encodeButtonId({ action: "howItWasMade", jobId: job.id }),
-      label: "🎞 How it was made",
+      label: CARD_TEXT.buttons.howItWasMade,
       style: "secondary",
     });
-  last.push({ id: encodeButtonId({ action: "delete", jobId: job.id }), label: "🗑 Delete", style: "danger" });
+  last.push({
+    id: encodeButtonId({ action: "delete", jobId: job.id }),
+    label: CARD_TEXT.buttons.delete,
+    style: "danger",
+  });
   buttons.push(last);
 
   const attach = [...(grid ? [grid] : []), ...pictures].map((i) => ({
     imageId: i.id,
-    filename: i.variant === 0 ? `easel-${job.id}-grid.png` : `easel-${job.id}-${i.variant}.png`,
+    filename: resultFileName(job.id, i.variant),
   }));
-  const contest =
-    r.contestMs !== undefined && pictures.length > 1
-      ? ` · 🗳 vote for your favourite: voting closes ${formatDuration(r.contestMs).replace("about ", "in ")} after posting`
-      : "";
+  const contestMs = pictures.length > 1 ? r.contestMs : undefined;
   return {
-    content: `${mention(job)} your image${pictures.length > 1 ? "s are" : " is"} ready${contest}`,
+    content: CARD_TEXT.ready(mention(job), pictures.length, contestMs),
     title: promptTitle(job),
     fields,
     images: attach,
     buttons,
-    footer: `Job ${job.id} · ${formatDuration(renderMs)} to render`,
+    footer: CARD_TEXT.renderedFooter(job.id, renderMs),
+    tone: "success",
+  };
+}
+
+/** U: one image of a result alone, at full size, for the member who pressed it. */
+export function presentFullSize(job: Job, image: StoredImage, presserId: string): MessageModel {
+  return {
+    content: `<@${presserId}> ${BOT_MESSAGES.imageAtFullSize(image.variant)}`,
+    title: promptTitle(job),
+    fields: [],
+    images: [{ imageId: image.id, filename: resultFileName(job.id, image.variant) }],
+    buttons: [],
+    footer: CARD_TEXT.sizeFooter(job.id, image.width, image.height),
     tone: "success",
   };
 }
@@ -195,7 +226,7 @@ export function voteRow(ballotId: string, choices: readonly string[], tally?: Ta
     const n = tally?.counts[i];
     return {
       id: encodeButtonId({ action: "vote", jobId: ballotId, variant: i + 1 }),
-      label: n === undefined ? `🗳 ${name}` : `🗳 ${name} · ${n}`,
+      label: CARD_TEXT.buttons.vote(name, n),
       style: "success" as const,
     };
   });
@@ -206,12 +237,12 @@ function presentArenaSide(job: Job, images: readonly StoredImage[]): MessageMode
   const side = job.request.arena?.side ?? "A";
   const image = images.find((i) => i.variant === 1) ?? images[0];
   return {
-    content: `Arena · ${side}`,
+    content: CARD_TEXT.arenaSide(side),
     title: `${side}: ${promptTitle(job)}`.slice(0, TITLE_MAX),
     fields: [],
     images: image ? [{ imageId: image.id, filename: `arena-${side.toLowerCase()}.png` }] : [],
     buttons: [voteRow(job.request.arena?.matchId ?? job.id, ["A", "B"])],
-    footer: "The models are revealed when the vote closes.",
+    footer: CARD_TEXT.arenaSideFooter,
     tone: "success",
   };
 }
@@ -222,22 +253,18 @@ export function presentContestResult(job: Job, ballot: Ballot, tally: Tally): Me
   const won = ballot.winner;
   const content =
     won === undefined
-      ? `🗳 The vote on ${mention(job)}'s images closed with no votes.`
-      : `🏆 Image ${won} of ${mention(job)} wins with ${tally.counts[won - 1] ?? 0} of ${plural(tally.total, "vote")}.`;
+      ? CARD_TEXT.contestNoVotes(mention(job))
+      : CARD_TEXT.contestWinner(won, mention(job), tally.counts[won - 1] ?? 0, tally.total);
   return {
     content,
     title: promptTitle(job),
     fields: [
-      { name: "Votes", value: counts || "none", inline: false },
-      {
-        name: "Tie rule",
-        value: "A tie goes to the image that reached its final count first.",
-        inline: false,
-      },
+      { name: CARD_TEXT.fields.votes, value: counts || CARD_TEXT.noVotes, inline: false },
+      { name: CARD_TEXT.fields.tieRule, value: CARD_TEXT.tieRule, inline: false },
     ],
     images: [],
     buttons: [],
-    footer: `Job ${job.id}`,
+    footer: CARD_TEXT.jobFooter(job.id),
     tone: "success",
   };
 }
@@ -251,36 +278,27 @@ export function presentArenaReveal(
   after: (ModelRating | undefined)[],
   start: number,
 ): MessageModel {
-  const rating = (i: 0 | 1) => {
+  const contender = (i: 0 | 1, model: string) => {
     const b = Math.round(before[i]?.rating ?? start);
     const a = Math.round(after[i]?.rating ?? start);
-    const d = a - b;
-    return `${a} (${d >= 0 ? "+" : "−"}${Math.abs(d)})`;
+    return CARD_TEXT.arenaContender(model, votes[i], a, a - b);
   };
   const outcome =
     ballot.winner === undefined
-      ? "Nobody voted: no rating changes."
+      ? CARD_TEXT.arenaNobodyVoted
       : votes[0] === votes[1]
-        ? `A draw, ${votes[0]}–${votes[1]}.`
-        : `${ballot.winner === 1 ? "A" : "B"} wins, ${Math.max(...votes)}–${Math.min(...votes)}.`;
+        ? CARD_TEXT.arenaDraw(votes[0], votes[1])
+        : CARD_TEXT.arenaWin(ballot.winner === 1 ? "A" : "B", Math.max(...votes), Math.min(...votes));
   return {
-    content: `⚔️ Arena revealed: ${outcome}`,
-    title: cut(memberText(match.prompt) || "(empty prompt)", TITLE_MAX),
+    content: CARD_TEXT.arenaRevealed(outcome),
+    title: cut(memberText(match.prompt) || CARD_TEXT.emptyPrompt, TITLE_MAX),
     fields: [
-      {
-        name: "A",
-        value: `${match.modelA} · ${plural(votes[0], "vote")} · Elo ${rating(0)}`,
-        inline: false,
-      },
-      {
-        name: "B",
-        value: `${match.modelB} · ${plural(votes[1], "vote")} · Elo ${rating(1)}`,
-        inline: false,
-      },
+      { name: "A", value: contender(0, match.modelA), inline: false },
+      { name: "B", value: contender(1, match.modelB), inline: false },
     ],
     images: [],
     buttons: [],
-    footer: `Match ${match.id}`,
+    footer: CARD_TEXT.matchFooter(match.id),
     tone: "success",
   };
 }
@@ -288,7 +306,7 @@ export function presentArenaReveal(
 /** An arena match that cannot be judged: one side could not be drawn. */
 export function presentArenaCalledOff(job: Job): MessageModel {
   return {
-    content: `⚔️ ${MESSAGES.arenaCalledOff(job.request.arena?.side ?? "?")}`,
+    content: CARD_TEXT.arenaCalledOff(job.request.arena?.side ?? "?"),
     title: promptTitle(job),
     fields: [],
     images: [],
@@ -304,16 +322,22 @@ export function presentFailed(job: Job, message: string): MessageModel {
     title: promptTitle(job),
     fields: [
       {
-        name: "Prompt to rerun",
+        name: CARD_TEXT.fields.promptToRerun,
         value: cut(`\`${memberText(renderCanonicalPrompt(job.request))}\``, FIELD_MAX),
         inline: false,
       },
     ],
     images: [],
     buttons: [
-      [{ id: encodeButtonId({ action: "reroll", jobId: job.id }), label: "🔁 Try again", style: "primary" }],
+      [
+        {
+          id: encodeButtonId({ action: "reroll", jobId: job.id }),
+          label: CARD_TEXT.buttons.tryAgain,
+          style: "primary",
+        },
+      ],
     ],
-    footer: `Job ${job.id}`,
+    footer: CARD_TEXT.jobFooter(job.id),
     tone: "error",
   };
 }

@@ -6,7 +6,7 @@ import {
   OpenAIError,
 } from "openai";
 import { EaselError } from "../../core/errors.ts";
-import { MESSAGES } from "../../core/messages.ts";
+import { MESSAGES, OPENAI_MESSAGES } from "../../core/messages.ts";
 
 /**
  * The one place the openai SDK's errors become EaselErrors: content-policy refusals, the key or model being
@@ -120,48 +120,30 @@ export function translateOpenAiError(err: unknown, ctx: OpenAiErrorContext): Eas
   const summary = summarizeOpenAiError(err, ctx);
   const make = (code: ConstructorParameters<typeof EaselError>[0], message: string) =>
     new EaselError(code, message, { cause: summary });
-  const tries = ctx.maxRetries === 0 ? "" : ` (tried ${ctx.maxRetries + 1} times)`;
+  const tries = OPENAI_MESSAGES.tries(ctx.maxRetries + 1);
+  const say = OPENAI_MESSAGES;
 
   if (err instanceof APIUserAbortError) return make("cancelled", MESSAGES.cancelled);
   if (err instanceof APIConnectionTimeoutError)
-    return make("timeout", `The image service did not answer within ${seconds(ctx.timeoutMs)}${tries}.`);
+    return make("timeout", say.timedOut(seconds(ctx.timeoutMs), tries));
   if (err instanceof APIConnectionError)
-    return make("provider_unavailable", `Could not reach the image service at ${ctx.host}${tries}.`);
+    return make("provider_unavailable", say.unreachable(ctx.host, tries));
   if (err instanceof APIError) {
     const status = err.status ?? 0;
     const code = summary.code ?? "";
     if (isContentPolicyRefusal(err)) return make("content_policy", MESSAGES.contentPolicy);
-    if (status === 401)
-      return make(
-        "config",
-        `The OpenAI backend's API key was refused by ${ctx.host}; the operator needs to check OPENAI_API_KEY.`,
-      );
-    if (status === 404 && isModelNotFound(err))
-      return make(
-        "config",
-        `The image model "${ctx.model}" is not available on ${ctx.host}; the operator needs to change OPENAI_IMAGE_MODEL.`,
-      );
+    if (status === 401) return make("config", say.keyRefused(ctx.host));
+    if (status === 404 && isModelNotFound(err)) return make("config", say.modelMissing(ctx.model, ctx.host));
     if (status === 403)
-      return make(
-        "config",
-        `The OpenAI API key has no access to "${ctx.model}" on ${ctx.host} (${summary.message || "forbidden"}); the operator needs to check OPENAI_API_KEY and OPENAI_IMAGE_MODEL.`,
-      );
-    if (QUOTA_CODES.has(code))
-      return make(
-        "config",
-        "The OpenAI account behind OPENAI_API_KEY is out of credit or over its spending limit; the operator needs to check its billing.",
-      );
+      return make("config", say.modelForbidden(ctx.model, ctx.host, summary.message || "forbidden"));
+    if (QUOTA_CODES.has(code)) return make("config", say.outOfCredit);
     if (status === 429) return make("provider_unavailable", MESSAGES.providerRateLimited(ctx.maxRetries + 1));
     if ((status >= 500 && status !== 501) || status === 408 || status === 409)
-      return make("provider_unavailable", `The image service had an error (HTTP ${status})${tries}.`);
+      return make("provider_unavailable", say.serverError(status, tries));
     if (status === 404 || status === 405 || status === 501)
-      return make("not_supported", `The image service at ${ctx.host} does not offer this (HTTP ${status}).`);
-    return make(
-      "invalid_argument",
-      `The image service refused the request: ${summary.message || `HTTP ${status}`}`,
-    );
+      return make("not_supported", say.notOffered(ctx.host, status));
+    return make("invalid_argument", say.refused(summary.message || `HTTP ${status}`));
   }
-  if (err instanceof OpenAIError)
-    return make("config", `The OpenAI backend is misconfigured: ${summary.message}`);
-  return make("render_failed", "The image service's answer could not be used.");
+  if (err instanceof OpenAIError) return make("config", say.misconfigured(summary.message));
+  return make("render_failed", say.unusableAnswer);
 }

@@ -5,9 +5,11 @@ import {
   ButtonStyle,
   EmbedBuilder,
   type MessageCreateOptions,
+  type MessageEditOptions,
 } from "discord.js";
 import type { MessageButton, MessageModel } from "../../core/presenter.ts";
 import { cut } from "../../core/presenter.ts";
+import type { TallyLabels } from "../../core/vote-tally.ts";
 
 /**
  * The neutral message model laid out as a Discord message: content line, one embed (title, fields, image,
@@ -67,4 +69,19 @@ export function layoutMessage(model: MessageModel, files: readonly DiscordFile[]
     components,
     files: files.map((f) => new AttachmentBuilder(Buffer.from(f.bytes), { name: f.name })),
   };
+}
+
+/** A posted message's button rows for an edit, each button `labels` names relabelled, the others as they are. */
+export function relabelComponents(
+  message: { components: readonly { toJSON(): unknown }[] },
+  labels: TallyLabels,
+): NonNullable<MessageEditOptions["components"]> {
+  const rows = message.components.map((row) => row.toJSON() as { components?: { custom_id?: string }[] });
+  return rows.map((row) => ({
+    ...row,
+    components: (row.components ?? []).map((c) => {
+      const label = c.custom_id === undefined ? undefined : labels(c.custom_id);
+      return label === undefined ? c : { ...c, label };
+    }),
+  })) as never;
 }

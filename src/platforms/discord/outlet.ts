@@ -9,14 +9,15 @@ import {
   WebhookClient,
 } from "discord.js";
 import type { Announcer } from "../../core/ballots.ts";
-import type { BotServices } from "../../core/bot-services.ts";
+import type { BotServices, ImagingPort } from "../../core/bot-services.ts";
 import { encodeButtonId } from "../../core/buttons.ts";
-import { type Delivery, type DeliveryKind, deliveryKey, latestPosted } from "../../core/delivery.ts";
+import { type Delivery, type DeliveryKind, latestPosted } from "../../core/delivery.ts";
 import { DeliveryError } from "../../core/delivery-error.ts";
 import type { Job } from "../../core/job.ts";
-import { BOT_MESSAGES } from "../../core/messages.ts";
+import { deliverOnce } from "../../core/keyed-delivery.ts";
+import { BOT_MESSAGES, CARD_TEXT } from "../../core/messages.ts";
 import type { MessageModel } from "../../core/presenter.ts";
-import type { JobOutlet, OutgoingFile, StatusHandles } from "../../core/relay.ts";
+import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
 import type { Ballot } from "../../core/voting.ts";
 import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.ts";
 
@@ -24,16 +25,15 @@ import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.t
  * Where a Discord job's messages go. While the interaction token lives (15 minutes, less a margin) the status
  * message is the interaction's reply, edited through its webhook; after that (or on 401 / 50027) easel posts
  * a normal channel message that mentions the requester and edits that instead, and never retries a dead
- * token. The relay owns each job's handle on its status message (a StatusTarget): the adapter binds it through
- * `binder` once Discord answered the reply, and a job taken over at start-up finds it in the deliveries log.
+ * token. The relay owns each job's handle on its status message (a StatusTarget): the adapter binds the one
+ * `replyStatus` or `followUpStatus` made once Discord answered (core/pending-status.ts), and a job taken over
+ * at start-up finds it in the deliveries log.
  *
- * Edits are idempotent; a new message is not. Every new message (a channel message, a follow-up, a DM) is
- * recorded in the deliveries log before it is sent, durably: the row is its delivery key. A channel message
- * carries the key as its nonce with enforce_nonce, so Discord itself answers a repeat within a few minutes
- * with the message already made; after an error, or when a later attempt finds the row without a message id
- * (the answer was lost, or the process died), the outlet first looks for the message among the channel's
- * recent messages, and posts only if it is not there. Follow-ups have no nonce: they go through a webhook
- * client that never retries on its own, and are looked up by their interaction after an error.
+ * Edits are idempotent; a new message is not. Every new message (a channel message, a follow-up, a DM) takes
+ * core's keyed path (core/keyed-delivery.ts): a channel message carries its delivery key as its nonce with
+ * enforce_nonce, so Discord itself answers a repeat within a few minutes with the message already made, and is
+ * looked for among the channel's recent messages. Follow-ups have no nonce: they go through a webhook client
+ * that never retries on its own, and are looked up by their interaction.
  */
 
 /** Interaction tokens live 15 minutes; stop using one a little before, so an edit never races its death. */
@@ -59,8 +59,8 @@ export interface StatusTarget {
   deliveryId: number;
 }
 
-/** What an interaction handler knows when it binds a job to its reply. */
-export interface BindInput {
+/** What an interaction handler knows of the reply that is a job's status message. */
+export interface ReplyInput {
   channelId: string;
   messageId: string;
   token: string;
@@ -80,8 +80,6 @@ export interface FollowUpInput {
 export interface DiscordOutletOptions {
   applicationId: () => string;
   apiBase?: string;
-  /** The relay: the outlet hands it each job's status message. */
-  handles: StatusHandles;
   log: (line: string) => void;
   now?: () => number;
 }
@@ -104,67 +102,46 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     return (this.options.now ?? Date.now)();
   }
 
-  /**
-   * The function that hands a job's reply to the relay once Discord answered it, or tells the relay there is
-   * none (undefined: the reply failed). Call it whenever the reply settles; nothing needs announcing before.
-   */
-  binder(jobId: string): (input: BindInput | undefined) => void {
-    return (input) => {
-      if (!input) {
-        this.options.handles.unbound(jobId);
-        return;
-      }
-      const delivery = this.services.deliveries.recordDelivery({
-        jobId,
-        platform: "discord",
-        kind: "status",
-        channelId: input.channelId,
-        messageId: input.messageId,
-        replyToken: input.token,
-        replyExpiresAt: input.createdAt + TOKEN_LIFETIME_MS,
-      });
-      this.useToken(input.token, jobId);
-      this.options.handles.bind(jobId, {
-        channelId: input.channelId,
-        messageId: input.messageId,
-        token: input.token,
-        expiresAt: input.createdAt + TOKEN_LIFETIME_MS,
-        attachmentLimit: input.attachmentLimit,
-        deliveryId: delivery.id,
-      } satisfies StatusTarget);
+  /** Records the interaction's reply as the job's status message, and answers the relay's handle on it. */
+  replyStatus(jobId: string, input: ReplyInput): StatusTarget {
+    const delivery = this.services.deliveries.recordDelivery({
+      jobId,
+      platform: "discord",
+      kind: "status",
+      channelId: input.channelId,
+      messageId: input.messageId,
+      replyToken: input.token,
+      replyExpiresAt: input.createdAt + TOKEN_LIFETIME_MS,
+    });
+    this.useToken(input.token, jobId);
+    return {
+      channelId: input.channelId,
+      messageId: input.messageId,
+      token: input.token,
+      expiresAt: input.createdAt + TOKEN_LIFETIME_MS,
+      attachmentLimit: input.attachmentLimit,
+      deliveryId: delivery.id,
     };
   }
 
   /**
-   * Posts a job's status message as a follow-up of `interaction` (upscales, the arena's B side) and binds
-   * it. A follow-up has no nonce: the key row is written first, the post is never retried blindly, and after
-   * an error the channel is searched for the interaction's follow-up before anything is posted again.
+   * Posts a job's status message as a follow-up of `interaction` (upscales, the arena's B side), once by its
+   * delivery key: a follow-up has no nonce, so after an error the channel is searched for the interaction's
+   * follow-up before anything is posted again.
    */
-  async followUpStatus(jobId: string, interaction: FollowUpInput, content: string): Promise<void> {
-    const bind = this.binder(jobId);
-    try {
-      const deliveries = this.services.deliveries;
-      const key = deliveries.recordDelivery({
-        jobId,
-        platform: "discord",
-        kind: "status",
-        channelId: interaction.channelId,
-      });
-      let messageId: string;
-      try {
-        messageId = (await this.sender(interaction.token).send({ content, allowedMentions: { users: [] } }))
-          .id;
-      } catch (err) {
-        const found = await this.findFollowUp(interaction, content, key).catch(() => undefined);
-        if (!found) throw classify(err);
-        messageId = found.id;
-      }
-      deliveries.updateDelivery(key.id, { messageId });
-      bind({ ...interaction, messageId });
-    } catch (err) {
-      bind(undefined);
-      throw err;
-    }
+  async followUpStatus(jobId: string, interaction: FollowUpInput, content: string): Promise<StatusTarget> {
+    const { row } = await deliverOnce(
+      this.services.deliveries,
+      { jobId, platform: "discord", kind: "status", channelId: interaction.channelId },
+      {
+        make: async () =>
+          (await this.sender(interaction.token).send({ content, allowedMentions: { users: [] } })).id,
+        find: async (_key, row) => (await this.findFollowUp(interaction, content, row))?.id,
+        classify,
+      },
+      { resume: false, log: this.options.log },
+    );
+    return this.replyStatus(jobId, { ...interaction, messageId: row.messageId });
   }
 
   recorded(job: Job): StatusTarget | undefined {
@@ -196,22 +173,13 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   ): Promise<void> {
     if (this.alreadyPosted(job.id, "result")) return;
     const limit = target?.attachmentLimit ?? DEFAULT_ATTACHMENT_LIMIT;
-    let shrunk = false;
-    const fitted: DiscordFile[] = [];
-    for (const file of files) {
-      let bytes = file.bytes;
-      if (bytes.length > limit) {
-        bytes = await this.services.imaging.fit(bytes, limit);
-        shrunk = true;
-      }
-      fitted.push({ name: file.filename, bytes });
-    }
+    const { fitted, shrunk } = await fitToLimit(this.services.imaging, files, limit);
     const shown: MessageModel = shrunk
       ? {
           ...model,
           fields: [
             ...model.fields,
-            { name: "Note", value: BOT_MESSAGES.attachmentScaled(limit), inline: false },
+            { name: CARD_TEXT.fields.note, value: BOT_MESSAGES.attachmentScaled(limit), inline: false },
           ],
         }
       : model;
@@ -271,50 +239,26 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   }
 
   /**
-   * Sends a new message once per delivery key: the key row first (durably), the key as the nonce with
-   * enforce_nonce, and after an error, or for a row an earlier attempt left without a message id, a look at
-   * the channel's recent messages before anything is sent again.
+   * Sends a new message once per delivery key (core/keyed-delivery.ts): the key as the nonce with
+   * enforce_nonce, looked for among the channel's recent messages. Answers the message's id.
    */
   private async sendOnce(
     jobId: string,
     kind: DeliveryKind,
     channel: SendableChannels,
     payload: MessageCreateOptions,
-  ): Promise<Message> {
-    const deliveries = this.services.deliveries;
-    let row = deliveries
-      .deliveriesForJob(jobId, kind)
-      .find((d) => d.messageId === undefined && d.channelId === channel.id);
-    if (row) {
-      // An earlier attempt may have posted it. Not able to look (no Read Message History): post again, said so.
-      const found = await this.findByKey(channel, row, jobId, kind).catch((err: unknown) => {
-        this.options.log(
-          `easel: could not look for job ${jobId}'s ${kind} message before posting it again (${String(err)}); it may show twice`,
-        );
-        return undefined;
-      });
-      if (found) {
-        deliveries.updateDelivery(row.id, { messageId: found.id });
-        return found;
-      }
-    } else {
-      row = deliveries.recordDelivery({ jobId, platform: "discord", kind, channelId: channel.id });
-    }
-    try {
-      const message = await channel.send({ ...payload, nonce: deliveryKey(row), enforceNonce: true });
-      deliveries.updateDelivery(row.id, { messageId: message.id });
-      return message;
-    } catch (err) {
-      const refused = classify(err);
-      if (!refused.permanent) {
-        const found = await this.findByKey(channel, row, jobId, kind).catch(() => undefined);
-        if (found) {
-          deliveries.updateDelivery(row.id, { messageId: found.id });
-          return found;
-        }
-      }
-      throw refused;
-    }
+  ): Promise<string> {
+    const { row } = await deliverOnce(
+      this.services.deliveries,
+      { jobId, platform: "discord", kind, channelId: channel.id },
+      {
+        make: async (key) => (await channel.send({ ...payload, nonce: key, enforceNonce: true })).id,
+        find: async (key, row) => (await this.findByKey(channel, row, key))?.id,
+        classify,
+      },
+      { resume: true, log: this.options.log },
+    );
+    return row.messageId;
   }
 
   /**
@@ -324,10 +268,8 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   private async findByKey(
     channel: SendableChannels,
     row: Delivery,
-    jobId: string,
-    kind: DeliveryKind,
+    key: string,
   ): Promise<Message | undefined> {
-    const key = deliveryKey(row);
     const after = SnowflakeUtil.generate({
       timestamp: Math.max(0, row.createdAt - LOOKUP_MARGIN_MS),
     }).toString();
@@ -338,12 +280,11 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
       throw classify(err);
     }
     const me = this.client.user?.id;
+    const deleteButton = encodeButtonId({ action: "delete", jobId: row.jobId });
     for (const message of recent) {
       if (message.author.id !== me) continue;
       if (message.nonce === key) return message;
-      if (kind === "result" && carriesButton(message, encodeButtonId({ action: "delete", jobId }))) {
-        return message;
-      }
+      if (row.kind === "result" && carriesButton(message, deleteButton)) return message;
     }
     return undefined;
   }
@@ -364,14 +305,13 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     );
   }
 
-  /** A contest's or match's closing message, in its channel, once (recorded as the job's announcement). */
+  /** A contest's or match's closing message in its channel, by its delivery key (recorded as the job's announcement). */
   async announce(
     ballot: Ballot,
     model: MessageModel,
     files: OutgoingFile[],
     recordAs: string,
   ): Promise<void> {
-    if (latestPosted(this.services.deliveries, recordAs, "announcement")) return;
     const channel = await this.channel(ballot.channelId);
     await this.sendOnce(recordAs, "announcement", channel, {
       ...layoutMessage(
@@ -439,14 +379,14 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     if (target.token) {
       // The reply can no longer be edited: carry on in a channel message that mentions the requester.
       const channel = await this.channel(target.channelId);
-      const message = await this.sendOnce(job.id, "status", channel, {
+      const messageId = await this.sendOnce(job.id, "status", channel, {
         ...payload,
         allowedMentions: { users: [job.request.requester.userId] },
       });
       const delivery = latestPosted(this.services.deliveries, job.id, "status");
       return {
         channelId: target.channelId,
-        messageId: message.id,
+        messageId,
         attachmentLimit: target.attachmentLimit,
         deliveryId: delivery?.id ?? target.deliveryId,
       };
@@ -494,6 +434,25 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     }
     return channel;
   }
+}
+
+/** Files within an upload limit: each one over it re-encoded smaller; `shrunk` says whether any was. */
+export async function fitToLimit(
+  imaging: Pick<ImagingPort, "fit">,
+  files: readonly OutgoingFile[],
+  limit: number,
+): Promise<{ fitted: DiscordFile[]; shrunk: boolean }> {
+  let shrunk = false;
+  const fitted: DiscordFile[] = [];
+  for (const file of files) {
+    let bytes = file.bytes;
+    if (bytes.length > limit) {
+      bytes = await imaging.fit(bytes, limit);
+      shrunk = true;
+    }
+    fitted.push({ name: file.filename, bytes });
+  }
+  return { fitted, shrunk };
 }
 
 /** 401 / 50027 (Invalid Webhook Token), 10015 (Unknown Webhook): the interaction token is dead. */

@@ -1,6 +1,7 @@
 import type { types } from "@slack/bolt";
 import type { MessageButton, MessageModel } from "../../core/presenter.ts";
 import { cut } from "../../core/presenter.ts";
+import type { TallyLabels } from "../../core/vote-tally.ts";
 
 /**
  * The neutral message model laid out as Block Kit: the content line (mentions), the prompt as a header, the
@@ -157,4 +158,20 @@ export function layoutBlocks(model: MessageModel): SlackMessage {
 export function fallbackText(model: MessageModel): string {
   const parts = [model.content, model.title].filter((p) => p.trim() !== "");
   return cutMrkdwn(escapeMrkdwn(parts.join(" · ")), SLACK_LIMITS.fallbackText);
+}
+
+/** A posted message's blocks for chat.update, each button `labels` names (by its value) relabelled. */
+export function relabelBlocks(blocks: readonly unknown[], labels: TallyLabels): Block[] {
+  return (blocks as { type: string; elements?: Record<string, unknown>[] }[]).map((block) => {
+    if (block.type !== "actions" || !block.elements) return block;
+    return {
+      ...block,
+      elements: block.elements.map((element) => {
+        const label = typeof element.value === "string" ? labels(element.value) : undefined;
+        return label === undefined
+          ? element
+          : { ...element, text: { type: "plain_text", text: label, emoji: true } };
+      }),
+    };
+  }) as Block[];
 }

@@ -1,14 +1,19 @@
-import { webApi } from "@slack/bolt";
+import type { webApi } from "@slack/bolt";
 import type { Announcer } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
-import { type Delivery, deliveryKey, latestPosted } from "../../core/delivery.ts";
-import { DeliveryError } from "../../core/delivery-error.ts";
+import { latestPosted } from "../../core/delivery.ts";
+import type { StoredImage } from "../../core/engine.ts";
+import type { Explanation } from "../../core/explain.ts";
+import { fullSizeFile } from "../../core/image-files.ts";
 import type { Job } from "../../core/job.ts";
-import { BOT_MESSAGES } from "../../core/messages.ts";
-import type { MessageModel } from "../../core/presenter.ts";
-import type { JobOutlet, OutgoingFile, StatusHandles } from "../../core/relay.ts";
+import type { PendingStatus } from "../../core/pending-status.ts";
+import { type MessageModel, presentFullSize } from "../../core/presenter.ts";
+import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
+import type { TallyLabels } from "../../core/vote-tally.ts";
 import type { Ballot } from "../../core/voting.ts";
-import { layoutBlocks, type SlackMessage } from "./blocks.ts";
+import { layoutBlocks, relabelBlocks, type SlackMessage, toMrkdwn } from "./blocks.ts";
+import { classify, describeSlackError } from "./errors.ts";
+import { KeyedPosts, noRetryClient } from "./keyed-posts.ts";
 import { RESPONSE_URL_TTL_MS, type ReplySender, type ReplyTarget } from "./replies.ts";
 
 /**
@@ -20,19 +25,10 @@ import { RESPONSE_URL_TTL_MS, type ReplySender, type ReplyTarget } from "./repli
  * the buttons. A failure turns the card into the failure, and the requester is told ephemerally (response_url
  * while it lasts, else the bot token). A result that can never be posted is told to the requester in a DM.
  *
- * Edits are idempotent; a new message and an upload are not. Each is recorded in the deliveries log before it
- * is made (durably: the row is its delivery key) and carries the key: a message in its metadata, an upload in
- * its files' names. Such calls go through a client that never retries on its own (a retry after a lost answer
- * would post twice); after an error, or when a later attempt finds the row without a message id (the answer
- * was lost, or the process died), the outlet reads the channel (conversations.history) or the thread
- * (conversations.replies) for the key, and posts only if it is not there. Without the history scopes it
- * cannot look, and posts again (said in the log).
+ * Edits are idempotent; new messages and uploads are not: they take the keyed path (keyed-posts.ts), looked up
+ * before they are repeated. An ephemeral cannot be looked up: the failure's is recorded before it is shown,
+ * and shown at most once.
  */
-
-/** The metadata event type easel's messages carry their delivery key in. */
-export const DELIVERY_EVENT_TYPE = "easel_delivery";
-/** How far before a delivery key was recorded its message may be (clocks differ). */
-const LOOKUP_MARGIN_MS = 60_000;
 
 /** A job's status message: the relay's handle on it (its fields are this outlet's to change). */
 export interface StatusTarget {
@@ -45,40 +41,11 @@ export interface StatusTarget {
   shown?: string;
 }
 
-/** A Slack error code (`not_in_channel`, `channel_not_found`, …) of a Web API failure, if it is one. */
-export function slackErrorCode(err: unknown): string | undefined {
-  const source = err instanceof DeliveryError ? err.cause : err;
-  const data = (source as { data?: { error?: unknown } } | undefined)?.data;
-  return typeof data?.error === "string" ? data.error : undefined;
-}
-
-/** The bot cannot post in the channel: it is not a member (a private channel it is not in is invisible). */
-export function isNotInChannel(err: unknown): boolean {
-  const code = slackErrorCode(err);
-  return code === "not_in_channel" || code === "channel_not_found" || code === "is_archived";
-}
-
-/** Slack's answers that no retry can change, with what the requester is told. */
-const PERMANENT_CODES: ReadonlyMap<string, string> = new Map([
-  ["not_in_channel", BOT_MESSAGES.deliveryNotInChannel],
-  ["channel_not_found", BOT_MESSAGES.deliveryChannelGone],
-  ["is_archived", BOT_MESSAGES.deliveryArchived],
-  ["restricted_action", BOT_MESSAGES.deliveryNoAccess],
-  ["missing_scope", BOT_MESSAGES.deliveryNoAccess],
-  ["account_inactive", BOT_MESSAGES.deliveryBotRemoved],
-  ["token_revoked", BOT_MESSAGES.deliveryBotRemoved],
-  ["invalid_auth", BOT_MESSAGES.deliveryBotRemoved],
-  ["team_access_not_granted", BOT_MESSAGES.deliveryBotRemoved],
-]);
-
-/** @slack/web-api's error as the delivery machine's: permanent for the codes above, transient otherwise. */
-export function classify(err: unknown): DeliveryError {
-  if (err instanceof DeliveryError) return err;
-  const code = slackErrorCode(err);
-  const why = code === undefined ? undefined : PERMANENT_CODES.get(code);
-  if (why) return new DeliveryError(why, { permanent: true, cause: err });
-  const what = code ?? (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-  return new DeliveryError(`Slack did not take the message (${what})`, { permanent: false, cause: err });
+/** A message a button was pressed on: where it is, and the thread its answers go into. */
+export interface PressedMessage {
+  channelId: string;
+  ts: string;
+  threadTs: string;
 }
 
 /** What the bot knows when it opens a job's status message. */
@@ -89,24 +56,15 @@ export interface OpenInput {
   reply?: ReplyTarget;
 }
 
-/** A job whose status message the bot is about to post: post it, or give up on it. */
-export interface PendingStatus {
-  /** Posts the status message and binds it; throws what Slack answered (the bot tells the member). */
-  open(input: OpenInput): Promise<StatusTarget>;
-  /** The message will not be posted (the job was refused or cancelled): nothing more is shown. */
-  abandon(): void;
-}
-
 export interface SlackOutletOptions {
   log: (line: string) => void;
-  /** The relay: the outlet hands it each job's status message. */
-  handles: StatusHandles;
   /** The client for non-idempotent calls; it must not retry on its own (default: one made from `client`). */
   once?: webApi.WebClient;
 }
 
 export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
-  private readonly once: webApi.WebClient;
+  /** New messages and uploads, each once by its delivery key (also for the bot's button answers). */
+  readonly posts: KeyedPosts;
 
   constructor(
     private readonly client: webApi.WebClient,
@@ -114,32 +72,15 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     private readonly replies: ReplySender,
     private readonly options: SlackOutletOptions,
   ) {
-    this.once =
-      options.once ??
-      new webApi.WebClient(client.token, {
-        slackApiUrl: client.slackApiUrl,
-        retryConfig: { retries: 0 },
-        logger: sinkLogger(options.log),
-      });
+    const once = options.once ?? noRetryClient(client, options.log);
+    this.posts = new KeyedPosts(client, once, services.deliveries, options.log);
   }
 
-  /** A job whose status message the bot posts now (or gives up on); nothing needs announcing before. */
-  opening(jobId: string): PendingStatus {
-    return {
-      open: async (input) => {
-        try {
-          const target = await this.post(jobId, input.channelId, layoutBlocks(input.model), input.reply);
-          this.options.handles.bind(jobId, target);
-          return target;
-        } catch (err) {
-          // The relay shows nothing until then; it may open one itself for a later status (not in the
-          // channel: the bot cancels the job first).
-          this.options.handles.unbound(jobId);
-          throw err;
-        }
-      },
-      abandon: () => this.options.handles.unbound(jobId),
-    };
+  /** Posts a new job's status message and binds it; throws what Slack answered (the bot tells the member). */
+  openStatus(pending: PendingStatus<StatusTarget>, input: OpenInput): Promise<StatusTarget> {
+    return pending.post(() =>
+      this.post(pending.jobId, input.channelId, layoutBlocks(input.model), input.reply),
+    );
   }
 
   recorded(job: Job): StatusTarget | undefined {
@@ -182,7 +123,22 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
       handle ??
       this.recorded(job) ??
       (await this.post(job.id, job.request.requester.channelId, card, undefined));
-    if (files.length > 0 && !this.uploaded(job.id)) await this.upload(job, target, model, files);
+    if (files.length > 0 && !latestPosted(this.services.deliveries, job.id, "result")) {
+      // The images go into the status message's thread, with the card's content line (the mention) only.
+      const comment = layoutBlocks({ ...model, title: "", fields: [], buttons: [] }).text;
+      await this.posts.upload(
+        {
+          jobId: job.id,
+          platform: "slack",
+          kind: "result",
+          channelId: target.channelId,
+          threadId: target.ts,
+        },
+        files,
+        comment,
+        { resume: true },
+      );
+    }
     await this.update(target, card);
   }
 
@@ -191,58 +147,46 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     let target = handle ?? this.recorded(job);
     if (target) await this.update(target, message);
     else target = await this.post(job.id, job.request.requester.channelId, message, undefined);
-    if (this.services.deliveries.deliveriesForJob(job.id, "failure").length > 0) return;
-    // An edit does not notify: tell the requester, quietly, as well.
-    await this.replies
-      .ephemeral(target.reply ?? { channelId: target.channelId, userId: job.request.requester.userId }, {
-        text: message.text,
-      })
-      .catch((err: unknown) => {
-        this.options.log(
-          `easel: could not tell the requester of job ${job.id} that it failed: ${describe(err)}`,
-        );
-      });
-    this.services.deliveries.recordDelivery({
+    const deliveries = this.services.deliveries;
+    if (deliveries.deliveriesForJob(job.id, "failure").length > 0) return;
+    // An edit does not notify: tell the requester, quietly, as well. Recorded first, and shown at most once.
+    deliveries.recordDelivery({
       jobId: job.id,
       platform: "slack",
       kind: "failure",
       channelId: target.channelId,
     });
+    await this.replies
+      .ephemeral(
+        target.reply ?? { channelId: target.channelId, userId: job.request.requester.userId },
+        { text: message.text },
+        { atMostOnce: true },
+      )
+      .catch((err: unknown) => {
+        this.options.log(
+          `easel: could not tell the requester of job ${job.id} that it failed: ${describeSlackError(err)}`,
+        );
+      });
   }
 
   /**
-   * A DM from the bot (chat.postMessage to the member's id): it needs no membership of the channel the
-   * result could not reach. Told once; a lost answer may show it twice, which no one can mistake for a post.
+   * A DM from the bot (chat.postMessage to the member's id): it needs no membership of the channel the result
+   * could not reach. Once by its delivery key (looking a DM up needs the im:history scope; without it a lost
+   * answer may show it twice, which no one can mistake for a post).
    */
   async undeliverable(job: Job, model: MessageModel): Promise<void> {
-    const deliveries = this.services.deliveries;
-    if (latestPosted(deliveries, job.id, "notice")) return;
-    const message = layoutBlocks(model);
+    if (latestPosted(this.services.deliveries, job.id, "notice")) return;
     const userId = job.request.requester.userId;
-    let posted: { ts?: string; channel?: string };
-    try {
-      posted = await this.once.chat.postMessage({
-        channel: userId,
-        text: message.text,
-        blocks: message.blocks,
-        unfurl_links: false,
-        unfurl_media: false,
-      });
-    } catch (err) {
-      throw classify(err);
-    }
-    deliveries.recordDelivery({
-      jobId: job.id,
-      platform: "slack",
-      kind: "notice",
-      channelId: posted.channel ?? userId,
-      messageId: posted.ts ?? `notice:${job.id}`,
-    });
+    await this.posts.message(
+      { jobId: job.id, platform: "slack", kind: "notice", channelId: userId },
+      layoutBlocks(model),
+      { resume: true },
+    );
   }
 
   /**
-   * A contest's or match's closing message in its channel, once: the winning image uploaded with the
-   * announcement as its comment, or the announcement alone (recorded as the job's announcement).
+   * A contest's or match's closing message in its channel, by its delivery key: the winning image uploaded
+   * with the announcement as its comment, or the announcement alone (recorded as the job's announcement).
    */
   async announce(
     ballot: Ballot,
@@ -250,57 +194,77 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     files: OutgoingFile[],
     recordAs: string,
   ): Promise<void> {
-    const deliveries = this.services.deliveries;
-    if (latestPosted(deliveries, recordAs, "announcement")) return;
     const card = layoutBlocks(model);
-    let messageId: string | undefined;
-    if (files.length > 0) {
-      const answer = (await this.client.files.uploadV2({
-        channel_id: ballot.channelId,
-        initial_comment: card.text,
-        file_uploads: files.map((f) => ({
-          file: Buffer.from(f.bytes),
-          filename: f.filename,
-          title: f.filename,
-        })),
-      })) as { files?: { files?: { id?: string }[] }[] };
-      messageId = answer.files?.[0]?.files?.[0]?.id;
-    } else {
-      const posted = await this.client.chat.postMessage({
-        channel: ballot.channelId,
-        text: card.text,
-        blocks: card.blocks,
-        unfurl_links: false,
-      });
-      messageId = posted.ts;
-    }
-    deliveries.recordDelivery({
+    const input = {
       jobId: recordAs,
       platform: "slack",
-      kind: "announcement",
+      kind: "announcement" as const,
       channelId: ballot.channelId,
-      messageId: messageId ?? `announcement:${ballot.id}`,
+    };
+    if (files.length > 0) await this.posts.upload(input, files, card.text, { resume: true });
+    else await this.posts.message(input, card, { resume: true });
+  }
+
+  /** U: one image of `job` alone at full size, in the result's thread, mentioning the presser; once per press. */
+  async postFullSize(job: Job, image: StoredImage, presserId: string, on: PressedMessage): Promise<void> {
+    const file = await fullSizeFile(this.services.jobs, job, image);
+    const comment = toMrkdwn(presentFullSize(job, image, presserId).content);
+    await this.posts.upload(
+      { jobId: job.id, platform: "slack", kind: "image", channelId: on.channelId, threadId: on.threadTs },
+      [file],
+      comment,
+      { resume: false },
+    );
+  }
+
+  /** "How it was made" with its animation, in the result's thread (a file cannot be ephemeral); once per press. */
+  async postExplanation(job: Job, explanation: Required<Explanation>, on: PressedMessage): Promise<void> {
+    await this.posts.upload(
+      {
+        jobId: job.id,
+        platform: "slack",
+        kind: "explanation",
+        channelId: on.channelId,
+        threadId: on.threadTs,
+      },
+      [explanation.animation],
+      toMrkdwn(explanation.text),
+      { resume: false },
+    );
+  }
+
+  /** The message's vote buttons relabelled with new counts (an edit: idempotent). */
+  async relabel(
+    on: PressedMessage,
+    message: { text?: unknown; blocks: unknown[] },
+    labels: TallyLabels,
+  ): Promise<void> {
+    await this.client.chat.update({
+      channel: on.channelId,
+      ts: on.ts,
+      text: typeof message.text === "string" ? message.text : "",
+      blocks: relabelBlocks(message.blocks, labels),
     });
   }
 
-  /**
-   * Posts a status message once per delivery key: the key row first (durably), the key in the message's
-   * metadata, and after an error, or for a row an earlier attempt left without an id, a look at the channel.
-   */
+  /** Deletes the message (🗑); what Slack answers is only logged, as there is no one to tell. */
+  async remove(on: PressedMessage): Promise<void> {
+    try {
+      await this.client.chat.delete({ channel: on.channelId, ts: on.ts });
+    } catch (err) {
+      this.options.log(`easel: could not delete a Slack message: ${describeSlackError(err)}`);
+    }
+  }
+
+  /** Posts a status message once by its delivery key; the row keeps the response_url for later answers. */
   private async post(
     jobId: string,
     channelId: string,
     message: SlackMessage,
     reply: ReplyTarget | undefined,
   ): Promise<StatusTarget> {
-    const deliveries = this.services.deliveries;
-    let row = deliveries
-      .deliveriesForJob(jobId, "status")
-      .find((d) => d.messageId === undefined && d.channelId === channelId);
-    let ts: string | undefined;
-    if (row) ts = await this.findPosted(row);
-    else {
-      row = deliveries.recordDelivery({
+    const { row, found } = await this.posts.message(
+      {
         jobId,
         platform: "slack",
         kind: "status",
@@ -311,56 +275,18 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
               replyExpiresAt: (reply.issuedAt ?? Date.now()) + RESPONSE_URL_TTL_MS,
             }
           : {}),
-      });
-    }
-    let shown: string | undefined;
-    if (ts === undefined) {
-      try {
-        const posted = await this.once.chat.postMessage({
-          channel: channelId,
-          text: message.text,
-          blocks: message.blocks,
-          unfurl_links: false,
-          unfurl_media: false,
-          metadata: { event_type: DELIVERY_EVENT_TYPE, event_payload: { key: deliveryKey(row) } },
-        });
-        if (!posted.ts) throw new Error("Slack did not say which message it posted");
-        ts = posted.ts;
-        shown = JSON.stringify(message);
-      } catch (err) {
-        const refused = classify(err);
-        if (!refused.permanent) ts = await this.findPosted(row);
-        if (ts === undefined) throw refused;
-      }
-    }
-    const delivery = deliveries.updateDelivery(row.id, { messageId: ts });
+      },
+      message,
+      { resume: true },
+    );
     return {
       channelId,
-      ts,
-      deliveryId: delivery.id,
+      ts: row.messageId,
+      deliveryId: row.id,
       ...(reply ? { reply } : {}),
       // A message found rather than posted may show an older state: the next update is not skipped.
-      ...(shown === undefined ? {} : { shown }),
+      ...(found ? {} : { shown: JSON.stringify(message) }),
     };
-  }
-
-  /** The ts of the channel message carrying this row's key, if Slack has it. */
-  private async findPosted(row: Delivery): Promise<string | undefined> {
-    const key = deliveryKey(row);
-    try {
-      const answer = await this.client.conversations.history({
-        channel: row.channelId,
-        oldest: ((row.createdAt - LOOKUP_MARGIN_MS) / 1000).toFixed(6),
-        limit: 200,
-        include_all_metadata: true,
-      });
-      return answer.messages?.find((m) => metadataKey(m) === key)?.ts;
-    } catch (err) {
-      this.options.log(
-        `easel: could not look for job ${row.jobId}'s message before posting it again (${describe(err)}); it may show twice`,
-      );
-      return undefined;
-    }
   }
 
   private async update(target: StatusTarget, message: SlackMessage): Promise<void> {
@@ -378,115 +304,4 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     }
     target.shown = shown;
   }
-
-  private uploaded(jobId: string): boolean {
-    return latestPosted(this.services.deliveries, jobId, "result") !== undefined;
-  }
-
-  /**
-   * Uploads the result's images into the status message's thread, once per delivery key: the key is in the
-   * files' names (their titles, which Slack shows, stay as they were), and after an error, or for a row an
-   * earlier attempt left without a file id, the thread is read for it before anything is uploaded again.
-   */
-  private async upload(
-    job: Job,
-    target: StatusTarget,
-    model: MessageModel,
-    files: OutgoingFile[],
-  ): Promise<void> {
-    const deliveries = this.services.deliveries;
-    let row = deliveries.deliveriesForJob(job.id, "result").find((d) => d.messageId === undefined);
-    let fileId: string | undefined;
-    if (row) fileId = await this.findUpload(row);
-    else {
-      row = deliveries.recordDelivery({
-        jobId: job.id,
-        platform: "slack",
-        kind: "result",
-        channelId: target.channelId,
-        threadId: target.ts,
-      });
-    }
-    if (fileId === undefined) {
-      const key = deliveryKey(row);
-      const comment = layoutBlocks({ ...model, title: "", fields: [], buttons: [] }).text;
-      try {
-        const answer = (await this.once.files.uploadV2({
-          channel_id: row.channelId,
-          thread_ts: row.threadId ?? target.ts,
-          initial_comment: comment,
-          file_uploads: files.map((f) => ({
-            file: Buffer.from(f.bytes),
-            filename: keyedName(f.filename, key),
-            title: f.filename,
-          })),
-        })) as { files?: { files?: { id?: string }[] }[] };
-        fileId = answer.files?.[0]?.files?.[0]?.id ?? `upload:${job.id}`;
-      } catch (err) {
-        const refused = classify(err);
-        if (!refused.permanent) fileId = await this.findUpload(row);
-        if (fileId === undefined) throw refused;
-      }
-    }
-    deliveries.updateDelivery(row.id, { messageId: fileId });
-  }
-
-  /** The id of the first file of the thread message whose files carry this row's key, if Slack has it. */
-  private async findUpload(row: Delivery): Promise<string | undefined> {
-    const key = deliveryKey(row);
-    if (!row.threadId) return undefined;
-    try {
-      const answer = await this.client.conversations.replies({
-        channel: row.channelId,
-        ts: row.threadId,
-        limit: 200,
-      });
-      const message = answer.messages?.find((m) => m.files?.some((f) => f.name?.includes(key)));
-      return message?.files?.[0]?.id;
-    } catch (err) {
-      this.options.log(
-        `easel: could not look for job ${row.jobId}'s upload before uploading it again (${describe(err)}); it may show twice`,
-      );
-      return undefined;
-    }
-  }
-}
-
-/** `easel-k3x9a2b0cd-grid.png` with key K → `easel-k3x9a2b0cd-grid.K.png`. */
-function keyedName(filename: string, key: string): string {
-  const dot = filename.lastIndexOf(".");
-  return dot > 0 ? `${filename.slice(0, dot)}.${key}${filename.slice(dot)}` : `${filename}.${key}`;
-}
-
-/** The delivery key in a message's metadata, if easel put one there. */
-function metadataKey(message: { metadata?: unknown }): unknown {
-  const metadata = message.metadata as
-    | { event_type?: unknown; event_payload?: { key?: unknown } }
-    | undefined;
-  return metadata?.event_type === DELIVERY_EVENT_TYPE ? metadata.event_payload?.key : undefined;
-}
-
-/** The Web API's own warnings and errors into easel's log sink. */
-function sinkLogger(log: (line: string) => void): webApi.Logger {
-  const line =
-    (tag: string) =>
-    (...msg: unknown[]) =>
-      log(
-        `easel: Slack web-api ${tag}: ${msg.map((m) => (m instanceof Error ? m.message : String(m))).join(" ")}`,
-      );
-  return {
-    debug: () => {},
-    info: () => {},
-    warn: line("warning"),
-    error: line("error"),
-    setLevel: () => {},
-    getLevel: () => webApi.LogLevel.WARN,
-    setName: () => {},
-  };
-}
-
-function describe(err: unknown): string {
-  const code = slackErrorCode(err);
-  if (code) return code;
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

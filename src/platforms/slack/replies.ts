@@ -1,11 +1,13 @@
 import type { types, webApi } from "@slack/bolt";
+import { ExpiringMap } from "../../core/expiring-map.ts";
 
 /**
  * Ephemeral answers to one member after the ack. Slack gives each command and interaction a response_url that
  * needs no bot token and works even where the bot is not a member, but only 5 times within 30 minutes. easel
  * counts the uses of each URL in this process and stops a minute early; past its limits, or when Slack refuses
  * a post (used_url, expired_url, a restart lost the count), the answer goes out with the bot token
- * (chat.postEphemeral) instead, once, never in a retry loop.
+ * (chat.postEphemeral) instead, once, never in a retry loop. An answer that must show at most once (a failure,
+ * recorded before it is shown) goes through a client that does not retry a lost answer either.
  */
 
 /** Uses Slack allows one response_url. */
@@ -33,6 +35,19 @@ export interface ReplyTarget {
   issuedAt?: number;
 }
 
+/** How an answer goes out. */
+export interface ReplyOptions {
+  /** Never repeated, even when Slack's answer to the bot-token post is lost (an ephemeral cannot be looked up). */
+  atMostOnce?: boolean;
+}
+
+export interface ReplySenderOptions {
+  now?: () => number;
+  log?: (line: string) => void;
+  /** The client for answers that must show at most once: it must not retry on its own (default: `client`). */
+  once?: webApi.WebClient;
+}
+
 /** What to show. */
 export interface ReplyContent {
   text: string;
@@ -51,19 +66,20 @@ interface UrlUse {
 }
 
 /**
- * The response_urls seen in this process and their uses. Bounded: an entry can go once its URL's 30 minutes
- * are over (Slack refuses it then, counted or not). Each new URL drops the expired entries at the front of
- * the map (insertion order); a URL is issued before easel sees it, so everything inserted before time t has
- * expired by t + 30 min and the map holds at most the URLs seen in the last 30 minutes, and never more than
+ * The response_urls seen in this process and their uses, bounded (core/expiring-map.ts): an entry can go once
+ * its URL's 30 minutes are over (Slack refuses it then, counted or not, and `usable` says no from the target's
+ * own issuedAt), so the map holds at most the URLs seen in the last 30 minutes, and never more than
  * {@link RESPONSE_URL_MAX_TRACKED}.
  */
 export class ReplySender {
-  private readonly urls = new Map<string, UrlUse>();
+  private readonly urls: ExpiringMap<string, UrlUse>;
 
   constructor(
     private readonly client: webApi.WebClient,
-    private readonly options: { now?: () => number; log?: (line: string) => void } = {},
-  ) {}
+    private readonly options: ReplySenderOptions = {},
+  ) {
+    this.urls = new ExpiringMap(RESPONSE_URL_TTL_MS, RESPONSE_URL_MAX_TRACKED, () => this.now());
+  }
 
   private now(): number {
     return (this.options.now ?? Date.now)();
@@ -82,22 +98,15 @@ export class ReplySender {
 
   /** Uses of `target`'s response_url so far in this process. */
   uses(target: ReplyTarget): number {
-    return target.responseUrl ? (this.urls.get(target.responseUrl)?.uses ?? 0) : 0;
+    return target.responseUrl ? (this.urls.get(target.responseUrl)?.value.uses ?? 0) : 0;
   }
 
   private use(target: ReplyTarget): UrlUse {
     const url = target.responseUrl ?? "";
-    let use = this.urls.get(url);
-    if (!use) {
-      use = { uses: 0, issuedAt: target.issuedAt ?? this.now(), dead: false };
-      this.dropExpired();
-      // The cap, in O(1): the first key is the oldest inserted.
-      if (this.urls.size >= RESPONSE_URL_MAX_TRACKED) {
-        const oldest = this.urls.keys().next().value;
-        if (oldest !== undefined) this.urls.delete(oldest);
-      }
-      this.urls.set(url, use);
-    }
+    const known = this.urls.get(url)?.value;
+    if (known) return known;
+    const use = { uses: 0, issuedAt: target.issuedAt ?? this.now(), dead: false };
+    this.urls.set(url, use, use.issuedAt);
     return use;
   }
 
@@ -107,25 +116,17 @@ export class ReplySender {
   }
 
   /**
-   * Forgets the URLs past their 30 minutes from the front of the map, stopping at the first that still lives:
-   * an expired entry no longer governs anything (Slack refuses the URL, and `usable` says no from the
-   * target's own issuedAt). Each entry is dropped once, so this is O(1) per URL seen.
-   */
-  private dropExpired(): void {
-    const now = this.now();
-    for (const [url, use] of this.urls) {
-      if (now < use.issuedAt + RESPONSE_URL_TTL_MS) break;
-      this.urls.delete(url);
-    }
-  }
-
-  /**
    * Shows `content` to the member only: through the response_url while it lasts, else chat.postEphemeral.
    * Returns how it went out.
    */
-  async ephemeral(target: ReplyTarget, content: ReplyContent): Promise<"response_url" | "bot_token"> {
+  async ephemeral(
+    target: ReplyTarget,
+    content: ReplyContent,
+    how: ReplyOptions = {},
+  ): Promise<"response_url" | "bot_token"> {
     if (this.usable(target) && (await this.post(target, content))) return "response_url";
-    await this.client.chat.postEphemeral({
+    const client = how.atMostOnce ? (this.options.once ?? this.client) : this.client;
+    await client.chat.postEphemeral({
       channel: target.channelId,
       user: target.userId,
       text: content.text,
