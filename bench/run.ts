@@ -1,3 +1,5 @@
+import { benchBurstAck } from "./burst-ack.ts";
+import { benchCrashRounds } from "./crash-rounds.ts";
 import { benchDiscordAck } from "./discord-ack.ts";
 import { benchEngine } from "./engine.ts";
 import { report } from "./measure.ts";
@@ -6,14 +8,37 @@ import { benchPipeline } from "./pipeline.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSlackAck } from "./slack-ack.ts";
+import { benchSoakRss } from "./soak-rss.ts";
 import { benchTokenizer } from "./tokenizer.ts";
 
-/** `npm run bench`: every benchmark, one `key: value` line per figure, all measured in this run. */
-benchTokenizer();
-benchRandn();
-benchScheduler();
-benchModeration();
-await benchPipeline();
-await benchEngine();
-await benchDiscordAck();
-for (const [key, value] of Object.entries(await benchSlackAck())) report(key, value);
+/**
+ * `npm run bench`: every benchmark, one `key: value` line per figure, all measured in this run.
+ * `npm run bench -- burst-ack crash-rounds` runs only the benchmarks named (each is also runnable alone:
+ * `npx tsx bench/burst-ack.ts`).
+ */
+const print = (figures: Record<string, number>, digits?: number) => {
+  for (const [key, value] of Object.entries(figures)) report(key, value, digits);
+};
+const BENCHES: Record<string, () => void | Promise<void>> = {
+  tokenizer: benchTokenizer,
+  randn: benchRandn,
+  scheduler: benchScheduler,
+  moderation: benchModeration,
+  pipeline: benchPipeline,
+  engine: benchEngine,
+  "discord-ack": benchDiscordAck,
+  "slack-ack": async () => print(await benchSlackAck()),
+  "burst-ack": async () => print(await benchBurstAck()),
+  "crash-rounds": async () => print(await benchCrashRounds(), 0),
+  "soak-rss": async () => print(await benchSoakRss()),
+};
+
+const chosen = process.argv.slice(2);
+const unknown = chosen.filter((name) => !(name in BENCHES));
+if (unknown.length > 0) {
+  console.error(`unknown benchmark ${unknown.join(", ")}; choose from ${Object.keys(BENCHES).join(", ")}`);
+  process.exit(2);
+}
+for (const [name, bench] of Object.entries(BENCHES)) {
+  if (chosen.length === 0 || chosen.includes(name)) await bench();
+}

@@ -538,6 +538,31 @@ export class FakeDiscord {
     });
   }
 
+  /**
+   * Holds the next matching request(s) without ever answering: `when: "before"` it takes effect (it never does),
+   * `"after"` (default) once it has (the message is made, the edit applied). Resolves with the request at the
+   * moment it is held, so a test can act right then (SIGKILL the bot: "posted, not recorded"). The request
+   * stays unanswered until the client goes away.
+   */
+  holdNext(
+    matcher: RequestMatcher,
+    options: { when?: "before" | "after"; count?: number } = {},
+  ): Promise<RecordedRequest> {
+    return new Promise((onHeld) => {
+      this.state.holds.push({
+        matches: toPredicate(matcher),
+        when: options.when ?? "after",
+        remaining: options.count ?? 1,
+        onHeld,
+      });
+    });
+  }
+
+  /** Drops every hold rule not taken yet (a test that no longer wants them). */
+  clearHolds(): void {
+    this.state.holds.splice(0);
+  }
+
   /** Deletes a channel: every later request naming it is 404 Unknown Channel (10003). */
   removeChannel(channelId: string): void {
     for (const guild of this.state.guilds) {

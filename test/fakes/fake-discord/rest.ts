@@ -118,6 +118,8 @@ export class RestApi {
     } catch (err) {
       reply = this.errorReply(record, err);
     }
+    // A scripted hold after the effect: the request took effect above; no answer is ever sent.
+    if (reply.status < 300 && this.hold(record, "after")) return;
     // A scripted lost answer: the request took effect above; the client never hears of it.
     const lost =
       reply.status < 300
@@ -180,7 +182,21 @@ export class RestApi {
         { path: [], code: "INVALID_JSON", message: "The request body contains invalid JSON." },
       ]);
     }
+    // A scripted hold before the effect: the request never takes effect and is never answered.
+    if (this.hold(record, "before")) return new Promise<Reply>(() => {});
     return route.handle({ record, params: record.params });
+  }
+
+  /** Takes a matching hold rule (holdNext), marks the request held and tells the test; false when none. */
+  private hold(record: RecordedRequest, when: "before" | "after"): boolean {
+    const rule = this.state.holds.find((r) => r.when === when && r.remaining > 0 && r.matches(record));
+    if (!rule) return false;
+    rule.remaining -= 1;
+    if (rule.remaining === 0) this.state.holds.splice(this.state.holds.indexOf(rule), 1);
+    record.held = when;
+    rule.onHeld(record);
+    this.state.notify();
+    return true;
   }
 
   private errorReply(record: RecordedRequest, err: unknown): Reply {

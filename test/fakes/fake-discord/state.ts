@@ -49,6 +49,8 @@ export interface RecordedRequest {
   status: number;
   /** The request took effect but its answer was lost (loseAnswerNext): a 500, or a dropped connection. */
   lostAnswer?: boolean;
+  /** Held without an answer (holdNext): before it took effect (it never does), or after. */
+  held?: "before" | "after";
   /** The JSON the fake answered with, if any. */
   response?: unknown;
 }
@@ -131,6 +133,18 @@ export interface LostAnswerRule {
   matches: (req: RecordedRequest) => boolean;
   how: "500" | "drop";
   remaining: number;
+}
+
+/**
+ * A scripted hold: the request is kept without an answer until the client goes away, either before it takes
+ * effect (it never does) or after (Discord did the work; the answer never comes). `onHeld` tells the test, at
+ * the moment of the hold, so that it can act there (kill the client: "posted, not recorded").
+ */
+export interface HoldRule {
+  matches: (req: RecordedRequest) => boolean;
+  when: "before" | "after";
+  remaining: number;
+  onHeld: (req: RecordedRequest) => void;
 }
 
 /** How long Discord keeps a nonce for enforce_nonce ("the past few minutes"). */
@@ -217,6 +231,7 @@ export class DiscordState {
   readonly guildCommands = new Map<string, StoredCommand[]>();
   readonly rateLimits: RateLimitRule[] = [];
   readonly lostAnswers: LostAnswerRule[] = [];
+  readonly holds: HoldRule[] = [];
   /** DM channels the bot opened (POST /users/@me/channels), by recipient user id. */
   readonly dmChannels = new Map<string, FakeChannel>();
   /** Users who do not take DMs from the bot (50007 Cannot send messages to this user). */

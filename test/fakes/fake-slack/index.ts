@@ -119,6 +119,17 @@ export interface FakeSlackCall {
   unknownParams: string[];
   /** The call took effect but its answer was lost (loseAnswerNext). */
   lostAnswer?: boolean;
+  /** Held without an answer (holdNext): before it took effect (it never does), or after. */
+  held?: "before" | "after";
+}
+
+/** A scripted hold (holdNext). */
+interface Hold {
+  method: string;
+  when: "before" | "after";
+  where: (call: FakeSlackCall) => boolean;
+  remaining: number;
+  onHeld: (call: FakeSlackCall) => void;
 }
 
 /** A request the real Slack would refuse for breaking its contract (or a Block Kit limit). */
@@ -208,6 +219,7 @@ export class FakeSlack {
   private readonly uploadTickets = new Map<string, string>();
   private readonly rateLimits = new Map<string, RateLimit[]>();
   private readonly lostAnswers = new Map<string, { how: "500" | "drop"; remaining: number }[]>();
+  private readonly holds: Hold[] = [];
   private readonly waiters = new Set<Waiter>();
   private readonly payloadContext: PayloadContext;
 
@@ -358,6 +370,45 @@ export class FakeSlack {
     const queue = this.lostAnswers.get(method) ?? [];
     queue.push({ how: options.how ?? "500", remaining: options.count ?? 1 });
     this.lostAnswers.set(method, queue);
+  }
+
+  /**
+   * Holds the next `count` (default 1) calls of `method` (a Web API method, or "response_url") that match
+   * `where`, without ever answering: `when: "before"` they take effect (they never do), `"after"` (default)
+   * once they have (the message is posted, the files shared). Resolves with the call at the moment it is held,
+   * so a test can act right then (SIGKILL the bot: "posted, not recorded"). The request stays unanswered until
+   * the client goes away.
+   */
+  holdNext(
+    method: string,
+    options: { when?: "before" | "after"; count?: number; where?: (call: FakeSlackCall) => boolean } = {},
+  ): Promise<FakeSlackCall> {
+    return new Promise((onHeld) => {
+      this.holds.push({
+        method,
+        when: options.when ?? "after",
+        where: options.where ?? (() => true),
+        remaining: options.count ?? 1,
+        onHeld,
+      });
+    });
+  }
+
+  /** Drops every hold not taken yet. */
+  clearHolds(): void {
+    this.holds.splice(0);
+  }
+
+  /** Takes a matching hold, marks the call held and tells the test; false when none. */
+  private hold(call: FakeSlackCall, when: "before" | "after"): boolean {
+    const hold = this.holds.find(
+      (h) => h.method === call.method && h.when === when && h.remaining > 0 && h.where(call),
+    );
+    if (!hold) return false;
+    if (--hold.remaining <= 0) this.holds.splice(this.holds.indexOf(hold), 1);
+    call.held = when;
+    hold.onHeld(call);
+    return true;
   }
 
   /**
@@ -522,7 +573,9 @@ export class FakeSlack {
     delete params.token;
     const tokenKind = this.tokenKind(bearer ?? (typeof bodyToken === "string" ? bodyToken : undefined));
     const call = this.startCall(method, params, tokenKind, contentType);
+    if (this.hold(call, "before")) return;
     const { status, body, headers } = this.answerApi(call, decoded.error);
+    if (body.ok === true && this.hold(call, "after")) return;
     const lost = body.ok === true ? this.lostAnswers.get(method)?.[0] : undefined;
     if (lost) {
       // The method did its work above; the answer never reaches the client.
@@ -646,9 +699,11 @@ export class FakeSlack {
     const contentType = req.headers["content-type"] ?? "";
     const decoded = await decodeBody(contentType, await readBody(req));
     const call = this.startCall("response_url", { ...decoded.fields }, "none", contentType);
+    if (this.hold(call, "before")) return;
     const answer = decoded.error
       ? { status: 400, body: { ok: false, error: "invalid_payload" } }
       : this.responseUrls.post(id, decoded.fields);
+    if (answer.status === 200 && this.hold(call, "after")) return;
     sendJson(res, answer.status, answer.body);
     this.finishCall(call, answer.status, answer.body);
   }
