@@ -238,6 +238,9 @@ export class Engine extends EventEmitter<EngineEvents> {
         this.emit("resumed", { job });
       } else if (job.state === "running") {
         if (job.attempts >= this.limits.maxAttempts) {
+          // Resumed first, as every job this process takes over: the relay then knows its status message and
+          // shows the failure there, instead of waiting for a handle no adapter will bind.
+          this.emit("resumed", { job });
           this.fail(job, new EaselError("worker_crashed", MESSAGES.interruptedOutOfRetries), ["running"]);
         } else {
           const requeued = this.store.transition(job.id, "queued", ["running"]);
@@ -256,6 +259,7 @@ export class Engine extends EventEmitter<EngineEvents> {
         this.emit("resumed", { job });
         continue;
       }
+      this.emit("resumed", { job });
       this.emit("failed", {
         job,
         code: job.errorCode ?? "internal",
