@@ -26,6 +26,11 @@ export interface KeyedDeliveryOptions {
    * result, an announcement after a restart). Off for posts that are each new (every U press posts its image).
    */
   resume: boolean;
+  /**
+   * Which rows left without an id are this path's posts, when a platform also records others of the kind
+   * (Discord's interaction reply, recorded before its defer, is edited, never posted again). Default: all.
+   */
+  resumable?: (row: Delivery) => boolean;
   /** Operator log lines: a lookup that could not be made is said (the post may then show twice). */
   log: (line: string) => void;
 }
@@ -60,7 +65,10 @@ export async function deliverOnce(
   let row = options.resume
     ? deliveries
         .deliveriesForJob(input.jobId, input.kind)
-        .find((d) => d.messageId === undefined && d.channelId === input.channelId)
+        .find(
+          (d) =>
+            d.messageId === undefined && d.channelId === input.channelId && (options.resumable?.(d) ?? true),
+        )
     : undefined;
   if (row) {
     const found = await look(row, "before posting it again");

@@ -158,19 +158,18 @@ export class DiscordInteractions {
     // None for a redelivered interaction: its job already has a status message.
     if (!pending) return;
     await pending.post(async () => {
-      const response = await interaction.deferReply({ withResponse: true });
-      // Discord names the reply's message in the callback's interaction; never record a shared placeholder.
-      const messageId =
-        response.interaction.responseMessageId ??
-        response.resource?.message?.id ??
-        (await interaction.fetchReply()).id;
-      return this.outlet.replyStatus(pending.jobId, {
+      // On record before the defer: a crash between the two still finds the reply at the next start.
+      const target = this.outlet.replyStatus(pending.jobId, {
         channelId: this.channelOf(interaction, pending.jobId),
-        messageId,
         token: interaction.token,
         createdAt: interaction.createdTimestamp,
         attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
       });
+      const response = await interaction.deferReply({ withResponse: true });
+      // Discord names the reply's message in the callback's interaction; never record a shared placeholder.
+      const messageId = response.interaction.responseMessageId ?? response.resource?.message?.id;
+      if (messageId) this.outlet.replyPosted(target, messageId);
+      return target;
     });
     if (outcome.notes.length > 0) {
       await interaction.followUp({

@@ -43,6 +43,10 @@ const TOKEN_MARGIN_MS = 60_000;
 export const DEFAULT_ATTACHMENT_LIMIT = 10 * 1024 * 1024;
 /** Discord error codes for a dead interaction token. */
 const DEAD_TOKEN_CODES = new Set([50027, 10015]);
+/** Unknown Message: the reply was never made (a crash before the defer reached Discord) or was deleted. */
+const UNKNOWN_MESSAGE = 10008;
+/** The webhook's name for an interaction's reply, before (or without) its id. */
+const ORIGINAL = "@original";
 /** How far before a delivery key was recorded its message may be (clocks differ). */
 const LOOKUP_MARGIN_MS = 60_000;
 /** How many recent channel messages a lookup reads (one page). */
@@ -62,7 +66,8 @@ export interface StatusTarget {
 /** What an interaction handler knows of the reply that is a job's status message. */
 export interface ReplyInput {
   channelId: string;
-  messageId: string;
+  /** The reply's message id; before Discord has answered the defer, "@original" (the webhook's name for it). */
+  messageId?: string;
   token: string;
   createdAt: number;
   attachmentLimit: number;
@@ -102,26 +107,38 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     return (this.options.now ?? Date.now)();
   }
 
-  /** Records the interaction's reply as the job's status message, and answers the relay's handle on it. */
+  /**
+   * Records the interaction's reply as the job's status message, and answers the relay's handle on it. Called
+   * before the reply is deferred: a crash between the defer and its answer still leaves the reply on record, so
+   * the next start edits it ("@original") instead of leaving the member's "thinking…" unresolved; a reply that
+   * never reached Discord answers 10008 to that edit, and the job goes on in a channel message.
+   */
   replyStatus(jobId: string, input: ReplyInput): StatusTarget {
+    const messageId = input.messageId ?? ORIGINAL;
     const delivery = this.services.deliveries.recordDelivery({
       jobId,
       platform: "discord",
       kind: "status",
       channelId: input.channelId,
-      messageId: input.messageId,
+      ...(input.messageId ? { messageId: input.messageId } : {}),
       replyToken: input.token,
       replyExpiresAt: input.createdAt + TOKEN_LIFETIME_MS,
     });
     this.useToken(input.token, jobId);
     return {
       channelId: input.channelId,
-      messageId: input.messageId,
+      messageId,
       token: input.token,
       expiresAt: input.createdAt + TOKEN_LIFETIME_MS,
       attachmentLimit: input.attachmentLimit,
       deliveryId: delivery.id,
     };
+  }
+
+  /** The reply's own id, once Discord named it in the defer's answer. */
+  replyPosted(target: StatusTarget, messageId: string): void {
+    target.messageId = messageId;
+    this.services.deliveries.updateDelivery(target.deliveryId, { messageId });
   }
 
   /**
@@ -145,7 +162,7 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   }
 
   recorded(job: Job): StatusTarget | undefined {
-    const recorded = latestPosted(this.services.deliveries, job.id, "status");
+    const recorded = latestPosted(this.services.deliveries, job.id, "status") ?? this.unansweredReply(job.id);
     if (!recorded) return undefined;
     if (recorded.replyToken) this.useToken(recorded.replyToken, job.id);
     return {
@@ -156,6 +173,15 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
       attachmentLimit: DEFAULT_ATTACHMENT_LIMIT,
       deliveryId: recorded.id,
     };
+  }
+
+  /** A reply recorded before its defer whose answer never came (the process died): edited as "@original". */
+  private unansweredReply(jobId: string): (Delivery & { messageId: string }) | undefined {
+    const reply = this.services.deliveries
+      .deliveriesForJob(jobId, "status")
+      .filter((d) => d.messageId === undefined && d.replyToken !== undefined)
+      .at(-1);
+    return reply ? { ...reply, messageId: ORIGINAL } : undefined;
   }
 
   async status(job: Job, target: StatusTarget, model: MessageModel): Promise<StatusTarget | undefined> {
@@ -222,7 +248,7 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
         this.record(job.id, kind, target.channelId, message.id);
         return;
       } catch (err) {
-        if (!isDeadToken(err)) throw classify(err);
+        if (!isGoneReply(err)) throw classify(err);
         // The relay's handle says so from now on: no later call tries this token again.
         target.expiresAt = 0;
       }
@@ -256,7 +282,8 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
         find: async (key, row) => (await this.findByKey(channel, row, key))?.id,
         classify,
       },
-      { resume: true, log: this.options.log },
+      // An interaction's reply recorded before its defer (it has the token) is not a keyed post to take over.
+      { resume: true, resumable: (d) => d.replyToken === undefined, log: this.options.log },
     );
     return row.messageId;
   }
@@ -373,7 +400,8 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
         await this.webhook(target.token as string).editMessage(target.messageId, edit);
         return undefined;
       } catch (err) {
-        if (!isDeadToken(err)) throw classify(err);
+        if (!isGoneReply(err)) throw classify(err);
+        target.expiresAt = 0;
       }
     }
     if (target.token) {
@@ -461,6 +489,11 @@ export function isDeadToken(err: unknown): boolean {
     err instanceof DiscordAPIError &&
     (err.status === 401 || (typeof err.code === "number" && DEAD_TOKEN_CODES.has(err.code)))
   );
+}
+
+/** The reply cannot be edited: its token is dead, or the reply does not exist (never made, or deleted). */
+function isGoneReply(err: unknown): boolean {
+  return isDeadToken(err) || (err instanceof DiscordAPIError && err.code === UNKNOWN_MESSAGE);
 }
 
 /** Discord's answers that no retry can change, with what the requester is told. */
