@@ -25,7 +25,7 @@ export const JOB_TRANSITIONS: Readonly<Record<JobState, readonly JobState[]>> = 
   // running → queued: a retry after a transient failure, or a restart that found the job mid-run.
   queued: ["running", "failed", "cancelled"],
   running: ["rendered", "queued", "failed", "cancelled"],
-  // rendered → delivered: a platform that posts without the delivery machine (the crash test's fake one).
+  // rendered → delivered: engine.delivered() without a beginDelivery() first (a caller that counts no attempts).
   rendered: ["delivering", "delivered", "failed", "cancelled"],
   // delivering → delivering: one more attempt (its count and the first one's time are on the job).
   delivering: ["delivering", "delivered", "undeliverable"],

@@ -1,8 +1,10 @@
+import { readFileSync } from "node:fs";
 import { EaselError } from "../../core/errors.ts";
 import type { ModelFolder } from "./model-folder.ts";
 import { ort, type SessionFactory } from "./onnx-session.ts";
 import { type SchedulerName, schedulerNameForClass } from "./schedulers/index.ts";
 import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
+import { drawsInGraph, exposePosteriorParameters } from "./vae-encoder-graph.ts";
 
 /**
  * One Stable Diffusion model loaded into onnxruntime sessions, with what its exports look like. Input names,
@@ -239,6 +241,22 @@ export function modelDefaults(folder: ModelFolder, family: ModelFamily): ModelDe
   }
 }
 
+/**
+ * The VAE encoder's session; one that draws its sample inside the graph is loaded with the draw cut away, so
+ * that the sample follows the seed (vae-encoder-graph.ts).
+ */
+async function loadVaeEncoder(path: string, factory: SessionFactory): Promise<InferenceSession> {
+  let bytes: Uint8Array;
+  try {
+    bytes = readFileSync(path);
+  } catch {
+    return factory.create(path); // says that the file is missing
+  }
+  return drawsInGraph(bytes)
+    ? factory.create(path, exposePosteriorParameters(bytes, path))
+    : factory.create(path);
+}
+
 /** A model's sessions, tokenizer and interfaces, loaded once and reused for every job. */
 export class LdmModel {
   private constructor(
@@ -259,7 +277,7 @@ export class LdmModel {
     const textEncoder = await factory.create(folder.textEncoder);
     const unet = await factory.create(folder.unet);
     const vaeDecoder = await factory.create(folder.vaeDecoder);
-    const vaeEncoder = folder.vaeEncoder ? await factory.create(folder.vaeEncoder) : undefined;
+    const vaeEncoder = folder.vaeEncoder ? await loadVaeEncoder(folder.vaeEncoder, factory) : undefined;
     try {
       const io = describeInterfaces(
         folder,

@@ -36,9 +36,16 @@ export class SessionFactory {
     return this.settings.device === "cpu" || this.cudaFailed !== undefined ? "cpu" : "cuda";
   }
 
-  /** Loads one ONNX file into a session; a corrupt or missing file gives a `model_file` error naming it. */
-  async create(modelPath: string): Promise<ort.InferenceSession> {
-    if (!existsSync(modelPath)) throw new EaselError("model_file", `model file ${modelPath} is missing`);
+  /**
+   * Loads one ONNX file into a session; a corrupt or missing file gives a `model_file` error naming it.
+   * `bytes`: the file's graph as easel changed it at load (see vae-encoder-graph.ts), in place of the file.
+   */
+  async create(modelPath: string, bytes?: Uint8Array): Promise<ort.InferenceSession> {
+    if (!bytes && !existsSync(modelPath)) {
+      throw new EaselError("model_file", `model file ${modelPath} is missing`);
+    }
+    const open = (options: ort.InferenceSession.SessionOptions) =>
+      bytes ? ort.InferenceSession.create(bytes, options) : ort.InferenceSession.create(modelPath, options);
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
       ...(this.settings.intraOpThreads === undefined
@@ -53,7 +60,7 @@ export class SessionFactory {
     }
     if (this.provider === "cuda") {
       try {
-        return await ort.InferenceSession.create(modelPath, {
+        return await open({
           ...base,
           executionProviders: [{ name: "cuda", deviceId: this.settings.deviceId ?? 0 }],
         });
@@ -71,7 +78,7 @@ export class SessionFactory {
       );
     }
     try {
-      return await ort.InferenceSession.create(modelPath, { ...base, executionProviders: ["cpu"] });
+      return await open({ ...base, executionProviders: ["cpu"] });
     } catch (cause) {
       throw modelFileError(modelPath, cause);
     }

@@ -43,8 +43,8 @@ export interface TinyModelOptions {
   /** dtype of every float input, output and weight of text encoder, UNet and VAE. */
   dtype?: "float32" | "float16";
   /**
-   * VAE encoder output: `latent_sample` [B,4,h,w] (real legacy exports draw it at random inside the graph; here it
-   * is deterministic) or the Gaussian's mean‖logvar `latent_parameters` [B,8,h,w].
+   * VAE encoder output: `latent_sample` [B,4,h,w], drawn at random inside the graph as real legacy exports do, or
+   * the Gaussian's mean‖logvar `latent_parameters` [B,8,h,w].
    */
   vaeEncoderOutput?: "latent_sample" | "latent_parameters";
   /** Put the UNet weights in `unet/weights.pb` (ONNX external data), as the diffusers exporter does. */
@@ -550,7 +550,12 @@ function buildVaeDecoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
   return g.encode(`easel tiny ${o.family} vae_decoder`).model;
 }
 
-/** VAE-encoder-shaped downsampler: 8×8 average pool, 1×1 conv to 4 (latent) or 8 (mean‖logvar) channels. */
+/**
+ * VAE-encoder-shaped downsampler: 8×8 average pool, 1×1 conv to the Gaussian's mean‖logvar (8 channels). With
+ * `latent_parameters` those are the output (optimum ≥ 1.24); with `latent_sample` the graph draws the sample
+ * itself, as legacy exports do (diffusers' DiagonalGaussianDistribution traced: split, clamp, exp, a
+ * RandomNormalLike, mean + std · noise).
+ */
 function buildVaeEncoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
   const g = new GraphBuilder("vae_encoder", floatCode(o));
   const image = g.input("sample", g.float, names.image);
@@ -559,16 +564,32 @@ function buildVaeEncoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
     [image],
     [attrInts("kernel_shape", [8, 8]), attrInts("strides", [8, 8])],
   );
-  const parameters = o.vaeEncoderOutput === "latent_parameters";
-  const outChannels = parameters ? 2 * LATENT_CHANNELS : LATENT_CHANNELS;
+  const outChannels = 2 * LATENT_CHANNELS;
   const weight = g.weight("quant_conv.weight", [outChannels, 3, 1, 1], 2);
   // The logvar half gets a bias near -6 (σ ≈ 0.05), like a trained VAE's confident posterior.
   const biasValues = uniforms("vae_encoder/quant_conv.bias", outChannels).map((u, i) =>
     i >= LATENT_CHANNELS ? -6 + 0.5 * u : 0.1 * u,
   );
   const bias = g.floats("quant_conv.bias", [outChannels], biasValues);
-  g.op("Conv", [pooled, weight, bias], [attrInts("kernel_shape", [1, 1])], o.vaeEncoderOutput);
-  g.output(o.vaeEncoderOutput, g.float, [names.batch, outChannels, ...names.encoded]);
+  if (o.vaeEncoderOutput === "latent_parameters") {
+    g.op("Conv", [pooled, weight, bias], [attrInts("kernel_shape", [1, 1])], "latent_parameters");
+    g.output("latent_parameters", g.float, [names.batch, outChannels, ...names.encoded]);
+    return g.encode(`easel tiny ${o.family} vae_encoder`).model;
+  }
+  const parameters = g.op("Conv", [pooled, weight, bias], [attrInts("kernel_shape", [1, 1])]);
+  const split = g.int64s("split_sizes", [LATENT_CHANNELS, LATENT_CHANNELS]);
+  g.nodes.push({
+    name: "/Split",
+    opType: "Split",
+    input: [parameters, split],
+    output: ["/mean", "/logvar"],
+    attribute: [attrInt("axis", 1)],
+  });
+  const logvar = g.op("Clip", ["/logvar", g.scalar("clamp_min", -30), g.scalar("clamp_max", 20)]);
+  const std = g.op("Exp", [g.op("Mul", [logvar, g.scalar("half", 0.5)])]);
+  const noise = g.op("RandomNormalLike", ["/mean"]);
+  g.op("Add", ["/mean", g.op("Mul", [std, noise])], [], "latent_sample");
+  g.output("latent_sample", g.float, [names.batch, LATENT_CHANNELS, ...names.encoded]);
   return g.encode(`easel tiny ${o.family} vae_encoder`).model;
 }
 
