@@ -67,6 +67,28 @@ describe("tokenizer folder errors name the file", () => {
     expect(ids[76]).toBe(0);
   });
 
+  it("splits a `!` pad token out of the text before BPE, as transformers' CLIPTokenizer does (diffusers #4153)", () => {
+    const bang = ClipTokenizer.fromFolder(
+      tokenizerFolder({ "special_tokens_map.json": JSON.stringify({ pad_token: "!" }) }),
+    );
+    // SD 1.x's tokenizer (pad <|endoftext|>) gives BPE's own tokens for the punctuation.
+    expect(tokenizer.encode("wow!!!")).not.toContain(0);
+    expect(bang.encode("wow!!!")).toEqual([...tokenizer.encode("wow"), 0, 0, 0]);
+    expect(bang.encode("hello!!!world")).toEqual([
+      ...tokenizer.encode("hello"),
+      0,
+      0,
+      0,
+      ...tokenizer.encode("world"),
+    ]);
+    expect(bang.encode("! a cat !")).toEqual([0, ...tokenizer.encode("a cat"), 0]);
+    // Split before HTML unescaping, as the trie runs on the raw text: an escaped `!` is BPE's.
+    expect(bang.encode("&#33;")).toEqual(tokenizer.encode("&#33;"));
+    expect(bang.tokenize("a cat!").inputIds.slice(0, 5)).toEqual(
+      Int32Array.from([CLIP_BOS_ID, 320, 2368, 0, CLIP_EOS_ID]),
+    );
+  });
+
   it("pads with <|endoftext|> when no config names a pad token (SD 1.x)", () => {
     expect(tokenizer.config.padId).toBe(CLIP_EOS_ID);
     expect(tokenizer.tokenize("a cat").inputIds[76]).toBe(CLIP_EOS_ID);

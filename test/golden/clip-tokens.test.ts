@@ -41,7 +41,11 @@ describe("CLIP tokenizer matches OpenAI's simple tokenizer (clip_tokens.json)", 
       expect(one.textTokenCount).toBe(c.num_text_tokens);
       expect(one.truncatedCount > 0).toBe(c.truncated);
       expect(one.truncatedCount).toBe(Math.max(0, c.num_text_tokens - 75));
-      expect(Array.from(sd2.tokenize(c.text).inputIds)).toEqual(c.ids_sd2_pad_zero);
+      // The golden SD 2.x ids are OpenAI's tokenizer padded with 0. With a `!` in the text diffusers feeds
+      // transformers' split of its pad token instead (checked in clip-tokenizer.test.ts).
+      if (!c.text.includes("!")) {
+        expect(Array.from(sd2.tokenize(c.text).inputIds)).toEqual(c.ids_sd2_pad_zero);
+      }
     },
   );
 });

@@ -73,6 +73,13 @@ const BYTE_ENCODER = bytesToUnicode();
 export interface ClipTokenizerConfig {
   padId: number;
   contextLength: number;
+  /**
+   * Special tokens split out of the text before BPE, as transformers' CLIPTokenizer (which diffusers uses)
+   * splits its added tokens: a pad token other than BOS/EOS, such as SD 2.x's and SDXL's second `!`, so that
+   * `!!!` is fed as three pad ids (diffusers issue 4153), not BPE's `!!!`. BOS and EOS need no entry: CLIP's
+   * own pattern matches them.
+   */
+  splitTokens: readonly { content: string; id: number }[];
 }
 
 /** CLIP's tokenizer: normalisation, pre-tokenisation and BPE, with a per-word cache. */
@@ -98,10 +105,31 @@ export class ClipTokenizer {
   /** `simple_tokenizer.encode(text)`: the text token ids, without BOS/EOS, never truncated. */
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const word of preTokenize(text)) {
-      for (const id of this.encodeWord(word)) ids.push(id);
+    for (const piece of this.splitSpecial(text)) {
+      if (typeof piece === "number") {
+        ids.push(piece);
+        continue;
+      }
+      for (const word of preTokenize(piece)) {
+        for (const id of this.encodeWord(word)) ids.push(id);
+      }
     }
     return ids;
+  }
+
+  /** The text cut at each split token (exact and case-sensitive, as transformers' trie): text pieces and ids. */
+  private splitSpecial(text: string): (string | number)[] {
+    const pieces: (string | number)[] = [text];
+    for (const { content, id } of this.config.splitTokens) {
+      for (let i = 0; i < pieces.length; i++) {
+        const piece = pieces[i];
+        if (typeof piece !== "string" || !piece.includes(content)) continue;
+        const parts = piece.split(content).flatMap((part, k) => (k === 0 ? [part] : [id, part]));
+        pieces.splice(i, 1, ...parts);
+        i += parts.length - 1;
+      }
+    }
+    return pieces.filter((piece) => piece !== "");
   }
 
   /** The text encoder's input: BOS + the first 75 text tokens + EOS, padded to the context length. */
@@ -338,5 +366,6 @@ function loadSpecialTokens(folder: string, vocab: ReadonlyMap<string, number>): 
     typeof maxLength === "number" && Number.isInteger(maxLength) && maxLength >= 3 && maxLength <= 1024
       ? maxLength
       : CLIP_CONTEXT_LENGTH;
-  return { padId, contextLength };
+  const splitTokens = padToken === BOS || padToken === EOS ? [] : [{ content: padToken, id: padId }];
+  return { padId, contextLength, splitTokens };
 }
