@@ -183,6 +183,9 @@ describe("tiny model folders", () => {
         "vae_encoder/model.onnx",
       ];
       if (options.externalWeights === true) expected.push("unet/weights.pb");
+      if ("safetyChecker" in options && options.safetyChecker) {
+        expected.push("feature_extractor/preprocessor_config.json", "safety_checker/model.onnx");
+      }
       if (options.family === "sdxl") {
         expected.push(
           "text_encoder_2/config.json",

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { EaselError } from "../../core/errors.ts";
 import type { ModelFolder } from "./model-folder.ts";
 import { ort, type SessionFactory } from "./onnx-session.ts";
+import { findSafetyChecker, SafetyChecker, type SafetyCheckerFiles } from "./safety-checker.ts";
 import { type SchedulerName, schedulerNameForClass } from "./schedulers/index.ts";
 import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
 import { drawsInGraph, exposePosteriorParameters } from "./vae-encoder-graph.ts";
@@ -257,6 +258,19 @@ async function loadVaeEncoder(path: string, factory: SessionFactory): Promise<In
     : factory.create(path);
 }
 
+/** The checker files of the folder lent with EASEL_SAFETY_CHECKER; one without them is refused, naming it. */
+function lentChecker(dir: string | undefined): SafetyCheckerFiles | undefined {
+  if (dir === undefined) return undefined;
+  const files = findSafetyChecker(dir);
+  if (!files) {
+    throw new EaselError(
+      "model_file",
+      `EASEL_SAFETY_CHECKER=${dir} has no safety_checker/model.onnx and feature_extractor/preprocessor_config.json`,
+    );
+  }
+  return files;
+}
+
 /** A model's sessions, tokenizer and interfaces, loaded once and reused for every job. */
 export class LdmModel {
   private constructor(
@@ -269,16 +283,28 @@ export class LdmModel {
     readonly io: ModelInterface,
     readonly defaults: ModelDefaults,
     readonly provider: "cuda" | "cpu",
+    /** The model's own safety checker, or the one lent with EASEL_SAFETY_CHECKER; undefined: none. */
+    readonly safetyChecker: SafetyChecker | undefined,
   ) {}
 
-  /** Loads every part of `folder` on the factory's provider; errors name the file at fault. */
-  static async load(folder: ModelFolder, factory: SessionFactory): Promise<LdmModel> {
+  /**
+   * Loads every part of `folder` on the factory's provider; errors name the file at fault. `lentSafetyChecker`:
+   * a folder with `safety_checker/` and `feature_extractor/` used when the model has no checker of its own.
+   */
+  static async load(
+    folder: ModelFolder,
+    factory: SessionFactory,
+    options: { lentSafetyChecker?: string } = {},
+  ): Promise<LdmModel> {
     const tokenizer = ClipTokenizer.fromFolder(folder.tokenizerDir);
+    const checkerFiles = findSafetyChecker(folder.dir) ?? lentChecker(options.lentSafetyChecker);
     const textEncoder = await factory.create(folder.textEncoder);
     const unet = await factory.create(folder.unet);
     const vaeDecoder = await factory.create(folder.vaeDecoder);
     const vaeEncoder = folder.vaeEncoder ? await loadVaeEncoder(folder.vaeEncoder, factory) : undefined;
+    let safetyChecker: SafetyChecker | undefined;
     try {
+      safetyChecker = checkerFiles ? await SafetyChecker.load(checkerFiles, factory) : undefined;
       const io = describeInterfaces(
         folder,
         { textEncoder, unet, vaeDecoder, ...(vaeEncoder ? { vaeEncoder } : {}) },
@@ -294,9 +320,10 @@ export class LdmModel {
         io,
         modelDefaults(folder, io.family),
         factory.provider,
+        safetyChecker,
       );
     } catch (err) {
-      await Promise.all([textEncoder, unet, vaeDecoder, vaeEncoder].map((s) => s?.release()));
+      await Promise.all([textEncoder, unet, vaeDecoder, vaeEncoder, safetyChecker].map((s) => s?.release()));
       throw err;
     }
   }
@@ -304,7 +331,9 @@ export class LdmModel {
   /** Frees the sessions (idle unload, model switch, shutdown). */
   async release(): Promise<void> {
     await Promise.all(
-      [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder].map((s) => s?.release()),
+      [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.safetyChecker].map((s) =>
+        s?.release(),
+      ),
     );
   }
 }

@@ -3,6 +3,7 @@ import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import * as ort from "onnxruntime-node";
 import { EaselError } from "../../core/errors.ts";
+import { toFloat16Array } from "./float16.ts";
 
 /**
  * Creating onnxruntime sessions on the right execution provider. ORT throws when the CUDA provider is asked
@@ -123,6 +124,13 @@ function modelFileError(modelPath: string, cause: unknown): EaselError {
       cause,
     },
   );
+}
+
+/** A float tensor in the dtype a graph input wants (float16 inputs take the converted bits). */
+export function floatTensor(type: "float32" | "float16", data: Float32Array, dims: number[]): ort.Tensor {
+  return type === "float16"
+    ? new ort.Tensor("float16", toFloat16Array(data), dims)
+    : new ort.Tensor("float32", data, dims);
 }
 
 export { ort };

@@ -1,7 +1,7 @@
 import { EaselError } from "../../core/errors.ts";
-import { fromFloat16Array, toFloat16Array } from "./float16.ts";
+import { fromFloat16Array } from "./float16.ts";
 import type { FloatType, LdmModel } from "./ldm-model.ts";
-import { ort } from "./onnx-session.ts";
+import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
 import { MAX_USER_SEED, TorchGenerator } from "./torch-random.ts";
 
@@ -35,6 +35,8 @@ export interface GenerateParams {
   init?: { image: RgbPixels; strength: number };
   /** A preview every k steps (0: none). */
   previewEvery?: number;
+  /** Run the model's safety checker when it has one (default true); false: `--no-safety-checker`, NSFW channels. */
+  safetyChecker?: boolean;
 }
 
 /** Progress after each of the user's steps (`total` of them); `previews` (one per image, at latent resolution) every `previewEvery` steps. */
@@ -53,11 +55,16 @@ export interface GenerateTimings {
   vaeMs: number;
   previewMs: number;
   previews: number;
+  /** Time in the safety checker (preprocessing and session). */
+  safetyMs: number;
 }
 
 /** The settings a call really ran with (after defaults and rounding), and what was changed or cut. */
 export interface GenerateResult {
-  images: { pixels: RgbPixels; seed: number }[];
+  /** `flagged`: the safety checker flagged it, and its pixels are black (as diffusers returns it). */
+  images: { pixels: RgbPixels; seed: number; flagged: boolean }[];
+  /** Whether the safety checker ran on these images. */
+  safetyChecked: boolean;
   scheduler: SchedulerName;
   steps: number;
   /** Denoising steps actually run, in the user's steps (img2img runs fewer: ⌊steps × strength⌋). */
@@ -187,12 +194,6 @@ class TimedRunner {
   }
 }
 
-function floatTensor(type: FloatType, data: Float32Array, dims: number[]): ort.Tensor {
-  return type === "float16"
-    ? new ort.Tensor("float16", toFloat16Array(data), dims)
-    : new ort.Tensor("float32", data, dims);
-}
-
 function readFloats(value: ort.OnnxValue | undefined, what: string): Float32Array {
   const tensor = value as ort.Tensor | undefined;
   if (tensor === undefined) throw new EaselError("model_file", `${what} produced no output`);
@@ -208,10 +209,7 @@ function timestepTensor(model: LdmModel, t: number, batch: number): ort.Tensor {
   // numpy's astype(int64) truncates, which is what diffusers feeds int64 UNets for fractional Euler timesteps.
   if (type === "int64")
     return new ort.Tensor("int64", new BigInt64Array(count).fill(BigInt(Math.trunc(t))), dims);
-  const values = new Float32Array(count).fill(t);
-  return type === "float16"
-    ? new ort.Tensor("float16", toFloat16Array(values), dims)
-    : new ort.Tensor("float32", values, dims);
+  return floatTensor(type, new Float32Array(count).fill(t), dims);
 }
 
 /** LCM's guidance embedding (diffusers `get_guidance_scale_embedding`, float32 as torch) for w = guidance − 1. */
@@ -268,6 +266,7 @@ export async function generate(
     vaeMs: 0,
     previewMs: 0,
     previews: 0,
+    safetyMs: 0,
   };
   const count = params.count;
   const latentH = height / 8;
@@ -469,12 +468,26 @@ export async function generate(
     images.push({
       pixels: toRgb(readFloats(decoded.outputs[io.vaeDecoderOutput], "VAE decoder"), width, height),
       seed: params.seed + k,
+      flagged: false,
     });
+  }
+  const checker = params.safetyChecker === false ? undefined : model.safetyChecker;
+  if (checker) {
+    const checkStarted = performance.now();
+    const flags = await checker.flags(images.map((image) => image.pixels));
+    for (const [k, flagged] of flags.entries()) {
+      const image = images[k];
+      if (!flagged || !image) continue;
+      image.pixels.data.fill(0);
+      image.flagged = true;
+    }
+    timings.safetyMs = performance.now() - checkStarted;
   }
   timings.sessionMs = runner.sessionMs;
   timings.totalMs = performance.now() - started;
   return {
     images,
+    safetyChecked: checker !== undefined,
     scheduler: first.name,
     steps: params.steps,
     denoisingSteps: total,

@@ -53,6 +53,13 @@ export interface TinyModelOptions {
   hidden?: number;
   /** UNet internal width; the compute per UNet run grows with its square. */
   channels?: number;
+  /**
+   * Add `safety_checker/model.onnx` and `feature_extractor/preprocessor_config.json` in the interface of the
+   * hub's SD 1.x exports. The tiny checker flags an image when the mean of its `clip_input` is above
+   * `safetyThreshold` (so tests can choose which images it flags).
+   */
+  safetyChecker?: boolean;
+  safetyThreshold?: number;
 }
 
 /** {@link TinyModelOptions} with every default filled in. */
@@ -67,6 +74,8 @@ export const DEFAULT_TINY_MODEL_OPTIONS = {
   vaeEncoderOutput: "latent_sample",
   externalWeights: false,
   channels: 8,
+  safetyChecker: false,
+  safetyThreshold: 0,
 } as const satisfies Omit<ResolvedTinyModelOptions, "hidden">;
 
 /** Text hidden sizes differ per family (like 768 vs 1024) so code that hard-codes one is caught. */
@@ -106,6 +115,7 @@ export const TINY_MODEL_VARIANTS = {
   turbo: { family: "turbo" },
   lcm: { family: "lcm" },
   sdxl: { family: "sdxl", timestep: "float32[]", inputIds: "int64", vaeEncoderOutput: "latent_parameters" },
+  "sd1-safety": { family: "sd1", safetyChecker: true },
   bench: { family: "sd1", hidden: 64, channels: 96 },
 } as const satisfies Record<string, TinyModelOptions>;
 
@@ -134,6 +144,8 @@ export function resolveTinyModelOptions(options: TinyModelOptions = {}): Resolve
     externalWeights: options.externalWeights ?? DEFAULT_TINY_MODEL_OPTIONS.externalWeights,
     hidden: options.hidden ?? DEFAULT_HIDDEN[family] ?? 32,
     channels: options.channels ?? DEFAULT_TINY_MODEL_OPTIONS.channels,
+    safetyChecker: options.safetyChecker ?? DEFAULT_TINY_MODEL_OPTIONS.safetyChecker,
+    safetyThreshold: options.safetyThreshold ?? DEFAULT_TINY_MODEL_OPTIONS.safetyThreshold,
   };
   const fail = (message: string): never => {
     throw new EaselError("invalid_argument", `tiny model: ${message}`);
@@ -145,6 +157,8 @@ export function resolveTinyModelOptions(options: TinyModelOptions = {}): Resolve
   if (resolved.vaeEncoderOutput !== "latent_sample" && resolved.vaeEncoderOutput !== "latent_parameters") {
     fail("vaeEncoderOutput must be latent_sample or latent_parameters");
   }
+  if (typeof resolved.safetyChecker !== "boolean") fail("safetyChecker must be true or false");
+  if (!Number.isFinite(resolved.safetyThreshold)) fail("safetyThreshold must be a number");
   for (const key of ["hidden", "channels"] as const) {
     const value = resolved[key];
     if (!Number.isInteger(value) || value < 1 || value > 1024)
@@ -157,7 +171,7 @@ export function resolveTinyModelOptions(options: TinyModelOptions = {}): Resolve
 // A small ONNX graph builder over onnx-proto's plain-object interfaces.
 
 /** ONNX TensorProto.DataType codes used here. */
-const DT = { FLOAT: 1, INT32: 6, INT64: 7, FLOAT16: 10 } as const;
+const DT = { FLOAT: 1, INT32: 6, INT64: 7, BOOL: 9, FLOAT16: 10 } as const;
 type FloatCode = typeof DT.FLOAT | typeof DT.FLOAT16;
 /** A dimension: a fixed size or a symbolic (dim_param) name. */
 type Dim = number | string;
@@ -908,9 +922,48 @@ function buildFiles(o: ResolvedTinyModelOptions): Map<string, Uint8Array> {
     files.set("tokenizer_2/special_tokens_map.json", json(second.specialTokens));
   }
 
+  if (o.safetyChecker) {
+    files.set("safety_checker/model.onnx", buildSafetyChecker(o));
+    files.set("feature_extractor/preprocessor_config.json", json(CLIP_PREPROCESSOR_CONFIG));
+  }
+
   files.set("scheduler/scheduler_config.json", json(schedulerConfig(o.family)));
   files.set("model_index.json", json(modelIndex(o, legacy)));
   return files;
+}
+
+/** SD 1.5's feature_extractor/preprocessor_config.json (CLIP ViT-L/14's preprocessing). */
+const CLIP_PREPROCESSOR_CONFIG = {
+  crop_size: 224,
+  do_center_crop: true,
+  do_convert_rgb: true,
+  do_normalize: true,
+  do_resize: true,
+  feature_extractor_type: "CLIPFeatureExtractor",
+  image_mean: [0.48145466, 0.4578275, 0.40821073],
+  image_std: [0.26862954, 0.26130258, 0.27577711],
+  resample: 3,
+  size: 224,
+};
+
+/**
+ * A safety checker with the real interface (clip_input [B,3,224,224], images [B,H,W,3] → out_images,
+ * has_nsfw_concepts [B]) and a rule tests can steer: flagged when mean(clip_input) > threshold; a flagged
+ * image comes back black, as diffusers' checker returns it. Always float32, as the hub's exports are.
+ */
+function buildSafetyChecker(o: ResolvedTinyModelOptions): Uint8Array {
+  const g = new GraphBuilder("safety_checker", DT.FLOAT);
+  const clip = g.input("clip_input", DT.FLOAT, ["batch", 3, 224, 224]);
+  const images = g.input("images", DT.FLOAT, ["batch", "height", "width", 3]);
+  const mean = g.op("ReduceMean", [clip], [attrInts("axes", [1, 2, 3]), attrInt("keepdims", 0)]);
+  g.op("Greater", [mean, g.scalar("threshold", o.safetyThreshold)], [], "has_nsfw_concepts");
+  g.output("has_nsfw_concepts", DT.BOOL, ["batch"]);
+  const keep = g.op("Not", ["has_nsfw_concepts"]);
+  const keepFloat = g.op("Cast", [keep], [attrInt("to", DT.FLOAT)]);
+  const column = g.op("Reshape", [keepFloat, g.int64s("column", [-1, 1, 1, 1])]);
+  g.op("Mul", [images, column], [], "out_images");
+  g.output("out_images", DT.FLOAT, ["batch", "height", "width", 3]);
+  return g.encode("easel tiny safety_checker").model;
 }
 
 /**
