@@ -126,6 +126,7 @@ const EnvSchema = z.object({
     })
     .transform((s) => s as Device | undefined),
   EASEL_CUDA_DEVICE: wholeNumber("EASEL_CUDA_DEVICE", 0, 64),
+  EASEL_SAFETY_CHECKER: optionalString,
   EASEL_THREADS: wholeNumber("EASEL_THREADS", 1, 1024),
   EASEL_IDLE_UNLOAD_MINUTES: wholeNumber("EASEL_IDLE_UNLOAD_MINUTES", 0, 10_080),
   EASEL_DATA_DIR: optionalString,
@@ -191,6 +192,11 @@ export interface Config {
   device: Device;
   /** CUDA device index (EASEL_CUDA_DEVICE), default 0. */
   cudaDevice: number;
+  /**
+   * A folder with safety_checker/ and feature_extractor/ lent to models that have no checker of their own
+   * (EASEL_SAFETY_CHECKER, resolved to an absolute path); undefined: none.
+   */
+  safetyCheckerDir?: string;
   /** onnxruntime intra-op threads (EASEL_THREADS); undefined: onnxruntime's choice (all cores). */
   threads?: number;
   /** Unload the model after this many idle minutes; 0 keeps it loaded. */
@@ -273,6 +279,7 @@ export function loadConfig(
     ...defined({ model: e.EASEL_MODEL }),
     device: e.EASEL_DEVICE ?? DEFAULT_CONFIG.device,
     cudaDevice: e.EASEL_CUDA_DEVICE ?? 0,
+    ...defined({ safetyCheckerDir: e.EASEL_SAFETY_CHECKER && resolve(e.EASEL_SAFETY_CHECKER) }),
     ...defined({ threads: e.EASEL_THREADS }),
     idleUnloadMinutes: e.EASEL_IDLE_UNLOAD_MINUTES ?? 0,
     dataDir: resolve(e.EASEL_DATA_DIR ?? DEFAULT_CONFIG.dataDir),

@@ -54,6 +54,27 @@ describe("easel generate", () => {
     expect(parameters).toContain("Size: 128x64");
   });
 
+  it("writes a flagged image black and names it; --no-safety-checker keeps it", async () => {
+    // A checker lent from a folder beside the models (this tiny one flags everything).
+    const lender = file("checker");
+    await writeTinyModel(lender, { safetyChecker: true, safetyThreshold: -100 }, CLIP_BPE_DIR);
+    const env = { EASEL_SAFETY_CHECKER: lender };
+    const args = ["generate", "a cat", "--seed", "5", "--steps", "2", "--size", "64x64", "--n", "2"];
+    const checked = await cli.run([...args, "--out", file("checked.png")], { env });
+    expect(checked.code).toBe(0);
+    expect(checked.stdout).toContain("image 1 flagged by the safety checker (written black)");
+    expect(checked.stdout).toContain("image 2 flagged by the safety checker (written black)");
+    const black = await sharp(file("checked-1.png")).stats();
+    expect(black.channels.every((c) => c.max === 0)).toBe(true);
+
+    const kept = await cli.run([...args, "--out", file("kept.png"), "--no-safety-checker"], { env });
+    expect(kept.code).toBe(0);
+    expect(kept.stdout).not.toContain("flagged");
+    expect(kept.stdout).toContain("safety checker: off (--no-safety-checker)");
+    const shown = await sharp(file("kept-1.png")).stats();
+    expect(shown.channels.some((c) => c.max > 0)).toBe(true);
+  });
+
   it('says "1 step", not "1 steps"', async () => {
     const r = await easel(
       "generate",

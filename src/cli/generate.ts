@@ -61,6 +61,8 @@ export interface GenerateOptions {
   out?: string;
   device?: "auto" | "cuda" | "cpu";
   promptFile?: string;
+  /** commander's `--no-safety-checker`: false when given. */
+  safetyChecker?: boolean;
 }
 
 /** The generate options that are request settings, and the field each sets. */
@@ -163,6 +165,8 @@ export interface GeneratePlan {
   out: OutFile;
   init?: { bytes: Buffer; name: string };
   device: "auto" | "cuda" | "cpu";
+  /** Run the model's safety checker (off with --no-safety-checker). */
+  safetyChecker: boolean;
 }
 
 /**
@@ -255,6 +259,7 @@ export async function planGenerate(
     out,
     ...(init ? { init } : {}),
     device: options.device ?? config.device,
+    safetyChecker: options.safetyChecker !== false,
   };
 }
 
@@ -291,7 +296,11 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
     ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
     log: (line) => console.error(line),
   });
-  const model = await LdmModel.load(plan.folder, factory);
+  const model = await LdmModel.load(
+    plan.folder,
+    factory,
+    config.safetyCheckerDir ? { lentSafetyChecker: config.safetyCheckerDir } : {},
+  );
   try {
     // The request again, now with the model's defaults (SD-Turbo: 1 step, cfg 0) and native side (768 for
     // SD 2.x v-models): nothing the user typed can be refused here, only defaults and sizes change.
@@ -314,7 +323,7 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
         strength: request.init.strength,
       };
     }
-    const params = generateParamsFor(request, init ? { init } : {});
+    const params = { ...generateParamsFor(request, init ? { init } : {}), safetyChecker: plan.safetyChecker };
     const bar = new ProgressBar("generating");
     const result = await generate(model, params, {
       onProgress: (p) => bar.update(p.step, p.total, p.total === 1 ? "step" : "steps"),
@@ -364,6 +373,15 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
       `time: ${s(t.totalMs)} on ${model.provider} (text encoder ${s(t.textEncoderMs)}, UNet ${s(t.unetMs)}, VAE ${s(t.vaeMs)})`,
     );
     console.log(`saved: ${written.join(", ")}`);
+    // A flagged image is written black, as diffusers returns it; say which, so nobody hunts for a bug.
+    for (const [i, image] of result.images.entries()) {
+      if (image.flagged) console.log(`image ${i + 1} flagged by the safety checker (written black)`);
+    }
+    if (model.safetyChecker && !result.safetyChecked) {
+      console.log("safety checker: off (--no-safety-checker)");
+    } else if (result.safetyChecked && !result.images.some((image) => image.flagged)) {
+      console.log("safety checker: nothing flagged");
+    }
   } finally {
     await model.release();
   }

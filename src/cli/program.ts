@@ -114,6 +114,10 @@ export function buildProgram(facts: HelpFacts | undefined): Command {
     .option("--init <image>", "img2img: the image to start from (cropped to the size)")
     .option("--strength <x>", `img2img: how much to repaint, ${HARD_LIMITS.minStrength} to 1 (default 0.6)`)
     .option("--out <file>", "a .png, .jpg, .jpeg or .webp file (default easel-SEED.png)")
+    .option(
+      "--no-safety-checker",
+      "keep what the model's safety checker flags (it runs when the model or EASEL_SAFETY_CHECKER has one)",
+    )
     .addOption(
       new Option("--device <device>", "where to run (default: EASEL_DEVICE, else auto)").choices([
         "auto",
