@@ -292,7 +292,7 @@ describe("bad input is refused with the valid range", () => {
     [{ steps: Number.NaN }, "steps"],
     [{ steps: 1_000_000 }, "1 to 150"],
     [{ steps: 0 }, "steps"],
-    [{ width: 99999 }, "64 to 2048"],
+    [{ width: 99999 }, "8 to 2048"],
     [{ height: -8 }, "height"],
     [{ seed: -1 }, "seed"],
     [{ seed: 2 ** 64 }, "seed"],

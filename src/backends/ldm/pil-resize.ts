@@ -82,7 +82,7 @@ function coefficients(inSize: number, outSize: number, filter: Filter): Coeffici
 /** The fixed-point sum back to a byte, clamped (Pillow's clip8). */
 function clip8(sum: number): number {
   const v = sum >> PRECISION_BITS;
-  return v < 0 ? 0 : v > 255 ? 255 : v;
+  return Math.max(0, Math.min(v, 255));
 }
 
 /** Interleaved RGB bytes. */
