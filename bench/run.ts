@@ -5,6 +5,7 @@ import { benchEngine } from "./engine.ts";
 import { report } from "./measure.ts";
 import { benchModeration } from "./moderation.ts";
 import { benchPipeline } from "./pipeline.ts";
+import { benchPromptFlags } from "./prompt-flags.ts";
 import { benchRandn } from "./randn.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSlackAck } from "./slack-ack.ts";
@@ -21,6 +22,7 @@ const print = (figures: Record<string, number>, digits?: number) => {
 };
 const BENCHES: Record<string, () => void | Promise<void>> = {
   tokenizer: benchTokenizer,
+  "prompt-flags": benchPromptFlags,
   randn: benchRandn,
   scheduler: benchScheduler,
   moderation: benchModeration,

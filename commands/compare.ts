@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { startArena } from "../src/core/ballots.ts";
-import { BOT_MESSAGES } from "../src/core/messages.ts";
+import { BOT_MESSAGES, COMMAND_TEXT } from "../src/core/messages.ts";
 import { parseVoteDuration } from "../src/core/voting.ts";
 import { defineCommand } from "./types.ts";
 
@@ -12,7 +12,7 @@ export const compareCommand = defineCommand({
   name: "compare",
   description: "The arena: one prompt on two models, shown blind as A and B; vote for the better",
   options: {
-    prompt: z.string().min(1, "give a prompt").max(1000).describe("What both models draw"),
+    prompt: z.string().min(1, COMMAND_TEXT.givePrompt).max(1000).describe("What both models draw"),
     a: z
       .string()
       .max(80)

@@ -1,5 +1,6 @@
 import { DEFAULT_CONTEST_MINUTES } from "../src/core/ballots.ts";
 import { limitsFor } from "../src/core/imagine.ts";
+import { COMMAND_TEXT } from "../src/core/messages.ts";
 import { parseVoteDuration } from "../src/core/voting.ts";
 import type { CommandContext } from "./types.ts";
 
@@ -34,10 +35,7 @@ export function contestFromRequest(
   const explicit = count ?? Number(/(^|\s)--n\s+(\d+)/.exec(text)?.[2] ?? Number.NaN);
   const max = limitsFor(services, actor).maxCount;
   if ((Number.isFinite(explicit) && explicit < 2) || max < 2) {
-    return {
-      ok: false,
-      reason: `A vote needs at least 2 images: give --n 2 or more (the limit here allows ${max}).`,
-    };
+    return { ok: false, reason: COMMAND_TEXT.voteNeedsTwo(max) };
   }
   return {
     ok: true,

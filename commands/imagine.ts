@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { imagine } from "../src/core/imagine.ts";
+import { COMMAND_TEXT } from "../src/core/messages.ts";
 import { BACKEND_NAMES, HARD_LIMITS, SAMPLER_NAMES } from "../src/core/prompt-flags.ts";
 import type { RequestOptions } from "../src/core/request.ts";
 import { contestFromRequest } from "./contest-flag.ts";
@@ -17,7 +18,7 @@ export const PROMPT_OPTION_MAX = 2000;
 export const imagineOptions = {
   prompt: z
     .string()
-    .min(1, "give a prompt")
+    .min(1, COMMAND_TEXT.givePrompt)
     .max(PROMPT_OPTION_MAX)
     .describe("What to draw; flags like --ar 3:2 --seed 42 work here too"),
   negative: z

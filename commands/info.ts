@@ -1,5 +1,5 @@
 import { actorIsAdmin } from "../src/core/imagine.ts";
-import { formatDuration } from "../src/core/messages.ts";
+import { COMMAND_TEXT } from "../src/core/messages.ts";
 import { BACKEND_NAMES } from "../src/core/prompt-flags.ts";
 import { defineCommand } from "./types.ts";
 
@@ -11,17 +11,16 @@ export const infoCommand = defineCommand({
   handle(_args, { services, actor }) {
     const info = services.info();
     const active = services.engine.activeJobs();
-    const lines = [`easel ${info.version} · device: ${info.device}`];
+    const say = COMMAND_TEXT.info;
+    const lines = [say.heading(info.version, info.device)];
     for (const backend of BACKEND_NAMES) {
       const models = info.models[backend];
       if (!models?.length) continue;
-      const ms = services.engine.recentMsPerImage(backend);
-      const speed = ms === undefined ? "" : ` · ${formatDuration(ms)} per image lately`;
-      lines.push(`${backend}: ${models.join(", ")}${speed}`);
+      lines.push(say.backend(backend, models, services.engine.recentMsPerImage(backend)));
     }
     const waiting = active.filter((a) => a.state === "queued").length;
     const rendering = active.length - waiting;
-    lines.push(`queue: ${waiting} waiting, ${rendering} rendering`);
+    lines.push(say.queue(waiting, rendering));
     if (services.spendReport && actorIsAdmin(services, actor)) {
       lines.push(...services.spendReport(actor.requester));
     }

@@ -1,4 +1,4 @@
-import { formatDuration } from "../src/core/messages.ts";
+import { COMMAND_TEXT } from "../src/core/messages.ts";
 import { defineCommand, type GroupCommand } from "./types.ts";
 
 /** `/leaderboard models`: the arena's Elo ratings, with votes, win rate and recent time per image. */
@@ -11,17 +11,22 @@ export const leaderboardCommand: GroupCommand = {
       description: "Models by arena rating: votes, win rate, time per image",
       options: {},
       handle(_args, { services }) {
+        const say = COMMAND_TEXT.leaderboard;
         const ratings = services.votes.ratings();
-        if (ratings.length === 0)
-          return { kind: "text", text: "No arena matches yet: try `/compare`.", ephemeral: false };
-        const lines = ["**Models by arena rating**"];
+        if (ratings.length === 0) return { kind: "text", text: say.empty, ephemeral: false };
+        const lines: string[] = [say.heading];
         ratings.forEach((r, i) => {
           const played = r.wins + r.losses + r.draws;
-          const rate = played === 0 ? "–" : `${Math.round(((r.wins + r.draws / 2) / played) * 100)} %`;
-          const ms = services.votes.msPerImage(r.model);
-          const speed = ms === undefined ? "" : ` · ${formatDuration(ms)} per image`;
           lines.push(
-            `${i + 1}. ${r.model} · Elo ${Math.round(r.rating)} · ${r.votes} vote${r.votes === 1 ? "" : "s"} · won ${rate} of ${played}${speed}`,
+            say.model({
+              rank: i + 1,
+              model: r.model,
+              rating: Math.round(r.rating),
+              votes: r.votes,
+              winPercent: played === 0 ? undefined : Math.round(((r.wins + r.draws / 2) / played) * 100),
+              played,
+              msPerImage: services.votes.msPerImage(r.model),
+            }),
           );
         });
         return { kind: "text", text: lines.join("\n"), ephemeral: false };

@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { actorIsAdmin } from "../src/core/imagine.ts";
-import { BOT_MESSAGES, formatDuration } from "../src/core/messages.ts";
+import { BOT_MESSAGES, COMMAND_TEXT } from "../src/core/messages.ts";
 import { cut, memberText } from "../src/core/presenter.ts";
 import { defineCommand } from "./types.ts";
 
@@ -25,12 +25,16 @@ export const queueCommand = defineCommand({
         ephemeral: true,
       };
     }
-    const lines = jobs.map(({ job, state, position, etaMs }) => {
-      const where =
-        state === "running" ? "rendering" : `#${position ?? "?"} · ETA ${formatDuration(etaMs ?? 0)}`;
-      const who = all ? ` · <@${job.request.requester.userId}>` : "";
-      return `\`${job.id}\` ${where}${who} · ${cut(memberText(job.request.prompt), 60)}`;
-    });
+    const lines = jobs.map(({ job, state, position, etaMs }) =>
+      COMMAND_TEXT.queue.job({
+        jobId: job.id,
+        running: state === "running",
+        position,
+        etaMs,
+        userId: all ? job.request.requester.userId : undefined,
+        prompt: cut(memberText(job.request.prompt), 60),
+      }),
+    );
     return { kind: "text", text: lines.join("\n"), ephemeral: true };
   },
 });

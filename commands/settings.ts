@@ -1,6 +1,6 @@
 import { z } from "zod";
 import { actorIsAdmin } from "../src/core/imagine.ts";
-import { BOT_MESSAGES, NSFW_SCOPE_NOTE } from "../src/core/messages.ts";
+import { BOT_MESSAGES, COMMAND_TEXT } from "../src/core/messages.ts";
 import type { AllowList, ChannelSettings, GuildSettings, SettingsDefaults } from "../src/core/settings.ts";
 import { type CommandContext, type CommandReply, defineCommand, type GroupCommand } from "./types.ts";
 
@@ -89,7 +89,7 @@ function flagKey(field: string, scopes: readonly Scope[], fallback: boolean | un
         return undefined;
       }
       const b = onOff(value);
-      if (b === undefined) return `give on or off (got "${value}")`;
+      if (b === undefined) return COMMAND_TEXT.settings.notOnOff(value);
       record[field] = b;
       return undefined;
     },
@@ -171,23 +171,14 @@ function showSettings({ services, actor }: CommandContext): CommandReply {
   const { platform, workspaceId, channelId } = actor.requester;
   const guild = services.settings.guild(platform, workspaceId);
   const channel = services.settings.channel(platform, workspaceId, channelId);
-  const lines = (scope: Scope, target: Settings) =>
+  const shown = (scope: Scope, target: Settings) =>
     Object.entries(SETTING_KEYS)
       .filter(([, spec]) => spec.scopes.includes(scope))
-      .flatMap(([key, spec]) => {
+      .flatMap(([key, spec]): (readonly [string, string])[] => {
         const v = spec.show(target);
-        return v === undefined ? [] : [`  ${key}: ${v}`];
+        return v === undefined ? [] : [[key, v]];
       });
-  const server = lines("server", guild);
-  const here = lines("channel", channel);
-  const text = [
-    "Server settings:",
-    ...(server.length ? server : ["  (defaults)"]),
-    "This channel:",
-    ...(here.length ? here : ["  (the server's)"]),
-    `Keys: ${KEY_NAMES.join(", ")}`,
-    NSFW_SCOPE_NOTE,
-  ].join("\n");
+  const text = COMMAND_TEXT.settings.overview(shown("server", guild), shown("channel", channel), KEY_NAMES);
   return { kind: "text", text, ephemeral: true };
 }
 
@@ -198,12 +189,13 @@ function change(
   scope?: Scope,
 ): CommandReply {
   const { services, actor } = context;
+  const say = COMMAND_TEXT.settings;
   const reply = (text: string): CommandReply => ({ kind: "text", text, ephemeral: true });
-  if (!actorIsAdmin(services, actor)) return reply(BOT_MESSAGES.adminsOnly("change settings"));
+  if (!actorIsAdmin(services, actor)) return reply(BOT_MESSAGES.adminsOnly(say.adminAction));
   const spec = SETTING_KEYS[key];
-  if (!spec) return reply(`There is no setting "${key}". Settings: ${KEY_NAMES.join(", ")}`);
+  if (!spec) return reply(say.unknownKey(key, KEY_NAMES));
   const where = scope ?? spec.scopes[0] ?? "server";
-  if (!spec.scopes.includes(where)) return reply(`${key} is a ${spec.scopes.join(" or ")} setting.`);
+  if (!spec.scopes.includes(where)) return reply(say.wrongScope(key, spec.scopes));
   const { platform, workspaceId, channelId, userId } = actor.requester;
   const current =
     where === "server"
@@ -211,17 +203,13 @@ function change(
       : services.settings.channel(platform, workspaceId, channelId);
   const next = structuredClone(current) as Settings;
   const malformed = spec.apply(next, value);
-  if (malformed) return reply(`${key}: ${malformed}`);
+  if (malformed) return reply(say.malformed(key, malformed));
   const refused =
     where === "server"
       ? services.settings.saveGuild(platform, workspaceId, next as GuildSettings, userId)
       : services.settings.saveChannel(platform, workspaceId, channelId, next as ChannelSettings, userId);
-  if (refused) return reply(`Not saved: ${refused}`);
-  const shown = spec.show(next);
-  const place = where === "server" ? "this server" : "this channel";
-  const done =
-    value === undefined ? `${key} reset for ${place}.` : `${key} set to ${shown ?? value} for ${place}.`;
-  return reply(key === "nsfw" ? `${done} ${NSFW_SCOPE_NOTE}` : done);
+  if (refused) return reply(say.notSaved(refused));
+  return reply(say.changed(key, value === undefined ? undefined : (spec.show(next) ?? value), where));
 }
 
 const scopeOption = z

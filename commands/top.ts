@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { messageLink } from "../src/core/links.ts";
+import { COMMAND_TEXT } from "../src/core/messages.ts";
 import { cut, memberText } from "../src/core/presenter.ts";
 import { defineCommand } from "./types.ts";
 
@@ -22,25 +23,21 @@ export const topCommand = defineCommand({
     const period = args.period ?? "week";
     const since = period === "all" ? 0 : Date.now() - PERIODS[period];
     const { platform, workspaceId } = actor.requester;
+    const say = COMMAND_TEXT.top;
     const results = services.votes.topResults(platform, workspaceId, since, 10);
-    if (results.length === 0)
-      return { kind: "text", text: `No votes this ${period === "all" ? "far" : period}.`, ephemeral: true };
-    const lines = [`**Top images (${period})**`];
+    if (results.length === 0) return { kind: "text", text: say.empty(period), ephemeral: true };
+    const lines = [say.heading(period)];
     results.forEach((r, i) => {
       const job = services.jobs.get(r.ballotId);
       const posted = services.deliveries.deliveriesForJob(r.ballotId, "result").find((d) => d.messageId);
       const link = posted?.messageId
-        ? ` ${messageLink(platform, workspaceId, posted.channelId, posted.messageId)}`
-        : "";
-      lines.push(
-        `${i + 1}. ${r.votes} vote${r.votes === 1 ? "" : "s"} · <@${r.ownerId}> · ${cut(memberText(job?.request.prompt ?? "?"), 60)}${link}`,
-      );
+        ? messageLink(platform, workspaceId, posted.channelId, posted.messageId)
+        : undefined;
+      const prompt = cut(memberText(job?.request.prompt ?? say.unknownPrompt), 60);
+      lines.push(say.result(i + 1, r.votes, r.ownerId, prompt, link));
     });
     const creators = services.votes.topCreators(platform, workspaceId, since, 5);
-    lines.push(
-      "**Top creators**",
-      ...creators.map((c, i) => `${i + 1}. <@${c.ownerId}> · ${c.votes} vote${c.votes === 1 ? "" : "s"}`),
-    );
+    lines.push(say.creatorsHeading, ...creators.map((c, i) => say.creator(i + 1, c.ownerId, c.votes)));
     // Private: a leaderboard in the channel would mention (on Slack, notify) everyone on it.
     return { kind: "text", text: lines.join("\n"), ephemeral: true };
   },

@@ -1,14 +1,8 @@
-import { mkdir, readFile, rename, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LdmBackend } from "./backends/ldm/ldm-backend.ts";
-import {
-  chooseDefaultModel,
-  listModelNames,
-  readModelFolder,
-  resolveModelDir,
-} from "./backends/ldm/model-folder.ts";
-import { ClipTokenizer } from "./backends/ldm/tokenizer/clip-tokenizer.ts";
-import { LdmWorkerSupervisor } from "./backends/ldm/worker-supervisor.ts";
+import { chooseDefaultModel, listModelNames } from "./backends/ldm/model-folder.ts";
+import { PromptTokenCounter } from "./backends/ldm/prompt-tokens.ts";
+import { LdmWorkerPool } from "./backends/ldm/worker-pool.ts";
 import {
   OPENAI_NATIVE_SIDE,
   OpenAiImageBackend,
@@ -20,10 +14,8 @@ import { ContestClock } from "./core/ballots.ts";
 import type { BotServices } from "./core/bot-services.ts";
 import { Engine } from "./core/engine.ts";
 import { EaselError } from "./core/errors.ts";
-import type { TokenCount } from "./core/explain.ts";
-import type { Job } from "./core/job.ts";
 import { DEVICE_TEXT, STARTUP_TEXT } from "./core/messages.ts";
-import { JobRelay, type PreviewKeeper } from "./core/relay.ts";
+import { JobRelay } from "./core/relay.ts";
 import type { BackendName } from "./core/request.ts";
 import { Housekeeper } from "./core/retention.ts";
 import { DEFAULT_REQUEST_DEFAULTS } from "./core/settings.ts";
@@ -38,6 +30,7 @@ import { encodePng } from "./render/png.ts";
 import { prepareImage } from "./render/prepare-image.ts";
 import { SqliteEngineStore } from "./store/engine-store.ts";
 import { Store } from "./store/index.ts";
+import { KeptPreviews } from "./store/kept-previews.ts";
 import { storeHousekeeping } from "./store/retention.ts";
 import { storeSettingsPort } from "./store/settings-port.ts";
 
@@ -84,9 +77,6 @@ function sinkOf(
   return { log: logger.log, ...(logger.debugEnabled ? { debug: logger.debug } : {}) };
 }
 
-/** SD 2.x v-prediction models were trained at 768, the others at 512. */
-const nativeSide = (family: string | undefined): number => (family === "sd2-v" ? 768 : 512);
-
 /** Starts every configured platform over one engine; throws a "config" EaselError when nothing can render. */
 export async function startEasel(config: Config, options: StartOptions = {}): Promise<EaselHandle> {
   const { log, debug } = sinkOf(config, options);
@@ -96,32 +86,21 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     // Backends: the local models found in EASEL_MODELS_DIR, and OpenAI when a key is set.
     const backends: Partial<Record<BackendName, ImageBackend>> = {};
     const ldmModels = listModelNames(config.modelsDir);
-    const supervisors = new Map<string, LdmWorkerSupervisor>();
-    const supervisor = (model: string): LdmWorkerSupervisor => {
-      let s = supervisors.get(model);
-      if (!s) {
-        s = new LdmWorkerSupervisor(
-          {
-            modelsDir: config.modelsDir,
-            model,
-            device: config.device,
-            deviceId: config.cudaDevice,
-            ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
-          },
-          // The worker gets only the variables Node and onnxruntime read, never the tokens.
-          { idleUnloadMs: config.idleUnloadMinutes * 60_000, log, env: config.workerEnv },
-        );
-        supervisors.set(model, s);
-      }
-      return s;
-    };
-    cleanup.push(async () => {
-      await Promise.all([...supervisors.values()].map((s) => s.stop()));
-    });
+    const ldmWorkers = new LdmWorkerPool(
+      {
+        modelsDir: config.modelsDir,
+        device: config.device,
+        deviceId: config.cudaDevice,
+        ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
+      },
+      // The worker gets only the variables Node and onnxruntime read, never the tokens.
+      { idleUnloadMs: config.idleUnloadMinutes * 60_000, log, env: config.workerEnv },
+    );
+    cleanup.push(() => ldmWorkers.stop());
     // The CLI's rule: EASEL_MODEL, else the only folder; several folders without EASEL_MODEL are refused.
     const defaultLdmModel =
       ldmModels.length > 0 || config.model ? chooseDefaultModel(config.modelsDir, config.model) : undefined;
-    if (ldmModels.length > 0) backends.ldm = new LdmBackend(supervisor);
+    if (ldmModels.length > 0) backends.ldm = new LdmBackend((model) => ldmWorkers.worker(model));
 
     let openai: OpenAiImageBackend | undefined;
     if (config.openai.apiKey) {
@@ -132,7 +111,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         log,
       });
       const check = await openai.verify();
-      for (const warning of check.warnings) log(`easel: ${warning}`);
+      for (const warning of check.warnings) log(STARTUP_TEXT.warning(warning));
       backends.openai = openai;
     }
     if (!backends.ldm && !backends.openai) {
@@ -165,27 +144,8 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       log,
     });
     cleanup.push(() => housekeeper.stop());
-    const previewFile = (jobId: string) => join(previewsDir, `${jobId}.gif`);
-    const previews: PreviewKeeper = {
-      async keep(job, frames) {
-        const gif = await encodeAnimation(frames.map((f) => f.image));
-        await mkdir(previewsDir, { recursive: true });
-        // Written beside and renamed, so a crash never leaves half a file under the job's name.
-        const tmp = `${previewFile(job.id)}.${process.pid}.tmp`;
-        await writeFile(tmp, gif);
-        await rename(tmp, previewFile(`${job.id}`));
-        await writeFile(`${previewFile(job.id)}.frames`, String(frames.length));
-      },
-    };
-
-    /** The device really in use once a model has loaded ("cpu", "cuda:0"); before that, what was asked for. */
-    const deviceInUse = (): string => {
-      const provider = [...supervisors.values()].find((s) => s.info)?.info?.provider;
-      if (provider) return provider === "cuda" ? `cuda:${config.cudaDevice}` : "cpu";
-      return backends.ldm ? DEVICE_TEXT.notLoadedYet(config.device) : DEVICE_TEXT.openAiOnly;
-    };
-
-    const tokenizers = new Map<string, ClipTokenizer>();
+    const previews = new KeptPreviews(previewsDir, encodeAnimation);
+    const promptTokens = new PromptTokenCounter(config.modelsDir);
     const services: BotServices = {
       engine,
       settings: settingsPort,
@@ -210,31 +170,14 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
           },
         },
         // A model's own defaults (SD-Turbo: 1 step, no CFG) are known once its worker has loaded it.
-        modelDefaults: (backend, model) => {
-          const info = backend === "ldm" ? supervisors.get(model)?.info : undefined;
-          return info
-            ? {
-                steps: info.defaults.steps,
-                guidance: info.defaults.guidance,
-                sampler: info.defaults.scheduler,
-              }
-            : undefined;
-        },
+        modelDefaults: (backend, model) => (backend === "ldm" ? ldmWorkers.modelDefaults(model) : undefined),
         nativeSide: (backend, model) =>
-          backend === "openai" ? OPENAI_NATIVE_SIDE : nativeSide(supervisors.get(model)?.info?.io.family),
+          backend === "openai" ? OPENAI_NATIVE_SIDE : ldmWorkers.nativeSide(model),
       },
       imaging: {
         png: async (image) => encodePng({ width: image.width, height: image.height, data: image.data }),
         fit: fitPng,
-        async animation(jobId) {
-          try {
-            const gif = await readFile(previewFile(jobId));
-            const frames = Number(await readFile(`${previewFile(jobId)}.frames`, "utf8"));
-            return { gif, frames };
-          } catch {
-            return undefined;
-          }
-        },
+        animation: (jobId) => previews.animation(jobId),
       },
       strengths: config.strengths,
       votes: store.votes,
@@ -246,23 +189,10 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
               request.backend === "openai" ? openai.checkQuota(request, guild) : undefined,
           }
         : {}),
-      async tokenCount(job: Job): Promise<TokenCount | undefined> {
-        if (job.request.backend !== "ldm") return undefined;
-        let tokenizer = tokenizers.get(job.request.model);
-        if (!tokenizer) {
-          const folder = readModelFolder(
-            resolveModelDir(config.modelsDir, job.request.model),
-            job.request.model,
-          );
-          tokenizer = ClipTokenizer.fromFolder(folder.tokenizerDir);
-          tokenizers.set(job.request.model, tokenizer);
-        }
-        const t = tokenizer.tokenize(job.request.prompt);
-        return { tokens: t.textTokenCount + 2, cut: t.truncatedCount };
-      },
+      tokenCount: async (job) => promptTokens.count(job),
       info: () => ({
         version: options.version ?? "dev",
-        device: deviceInUse(),
+        device: backends.ldm ? ldmWorkers.deviceInUse() : DEVICE_TEXT.openAiOnly,
         models: {
           ...(ldmModels.length > 0 ? { ldm: ldmModels } : {}),
           ...(openai ? { openai: [openai.model] } : {}),
@@ -286,7 +216,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
     // default (its defaults, such as SD-Turbo's 1 step, and the device in use also become known here).
     if (defaultLdmModel) {
       try {
-        await supervisor(defaultLdmModel).start();
+        await ldmWorkers.worker(defaultLdmModel).start();
       } catch (err) {
         throw new EaselError(
           "config",

@@ -1,5 +1,6 @@
 import { createRequire } from "node:module";
 import { type Config, loadConfig, platformReadiness } from "./config.ts";
+import { STARTUP_TEXT } from "./core/messages.ts";
 import { describeStartupError } from "./core/startup.ts";
 import { type EaselHandle, startEasel } from "./easel.ts";
 import { createLogger, type Logger, loggerFor } from "./logging/logger.ts";
@@ -25,10 +26,8 @@ async function main(): Promise<number> {
   logger = loggerFor(config);
   const { ready, missing } = platformReadiness(config);
   if (ready.length === 0) {
-    logger.error(
-      "easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).",
-    );
-    for (const line of missing) logger.error(`  - ${line}`);
+    logger.error(STARTUP_TEXT.noPlatform);
+    for (const line of missing) logger.error(STARTUP_TEXT.missing(line));
     return 1;
   }
   const { version } = createRequire(import.meta.url)("../package.json") as { version: string };
@@ -37,19 +36,19 @@ async function main(): Promise<number> {
     log: logger.log,
     ...(logger.debugEnabled ? { debug: logger.debug } : {}),
   });
-  logger.info(`easel ${version}: serving ${ready.join(" and ")}; data in ${config.dataDir}`);
+  logger.info(STARTUP_TEXT.serving(version, ready, config.dataDir));
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) {
-      logger.warn(`easel: ${signal} again, exiting now (waiting jobs stay queued for the next start)`);
+      logger.warn(STARTUP_TEXT.exitingNow(signal));
       process.exit(130);
     }
     stopping = true;
-    logger.info(`easel: ${signal}, stopping (running jobs get ${SHUTDOWN_GRACE_MS / 1000} s)…`);
+    logger.info(STARTUP_TEXT.stopping(signal, SHUTDOWN_GRACE_MS / 1000));
     easel.stop(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),
       (err: unknown) => {
-        logger.error(`easel: ${failure(err)}`, err);
+        logger.error(STARTUP_TEXT.stopFailed(failure(err)), err);
         process.exit(1);
       },
     );
@@ -73,7 +72,7 @@ main().then(
     if (code !== 0) process.exitCode = code;
   },
   (err: unknown) => {
-    logger.error(`easel cannot start: ${failure(err)}`, err);
+    logger.error(STARTUP_TEXT.cannotStart(failure(err)), err);
     // Whatever the failed start left open (a half-made gateway connection, a retry timer) must not keep the
     // process alive: an operator's service manager should see the exit.
     process.exit(1);

@@ -1,7 +1,8 @@
 import { rm } from "node:fs/promises";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
 import { castVote, startArena } from "../src/core/ballots.ts";
 import { parseButtonId } from "../src/core/buttons.ts";
+import { DOUBLE_CLICK_MS } from "../src/core/voting.ts";
 import { Store } from "../src/store/index.ts";
 import { actor, startTestEasel, type TestEasel, tinyAndSlowModelsDir } from "./easel-harness.ts";
 import {
@@ -14,7 +15,9 @@ import {
 /**
  * Voting on Discord end to end: votes on variants (move, take back, double clicks, bots, self-votes, deleted
  * results), contests that close and announce a winner (also across a restart), `/top`, and the blind arena
- * with its Elo ratings.
+ * with its Elo ratings. Nothing here sleeps: the double-click window runs on vitest's fake Date (easel reads a
+ * press's time from Date.now; the fake Discord keeps the real clock it took at its start), and the contests'
+ * deadlines are moved in the database or closed directly.
  */
 
 let modelsDir: string;
@@ -28,6 +31,7 @@ afterAll(async () => {
   await rm(modelsDir, { recursive: true, force: true });
 });
 afterEach(async () => {
+  vi.useRealTimers();
   await t?.stop();
   t = undefined;
   await fake?.close();
@@ -47,7 +51,6 @@ async function start(extra: Record<string, string> = {}) {
 }
 
 const isResult = (m: FakeMessage) => m.attachments.length > 0 && /ready/.test(m.content);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function buttons(message: FakeMessage): Map<string, string> {
   const out = new Map<string, string>();
@@ -101,15 +104,26 @@ describe("votes on variants", () => {
     );
     expect(buttons(edited).has("🗳 2 · 0")).toBe(true);
 
-    const v2 = f.pressButton({ messageId: message.id, customId: voteId(message, "2"), userId: BOB });
-    await f.until(() => f.followUps(v2)[0], 5_000, "the move");
-    expect(f.followUps(v2)[0]?.content).toMatch(/moved to image 2/);
+    // From here the press times are on a stopped fake clock (Date only: sockets, timers and the worker stay
+    // real), so the double-click window is measured exactly and never by how fast this machine is.
+    vi.useFakeTimers({ toFake: ["Date"] });
+    const press = async (what: string) => {
+      const p = f.pressButton({ messageId: message.id, customId: voteId(message, "2"), userId: BOB });
+      await f.until(() => f.followUps(p)[0], 5_000, what);
+      return f.followUps(p)[0]?.content;
+    };
+    expect(await press("the move")).toMatch(/moved to image 2/);
     expect(e.easel.store.votes.tally(jobId).counts).toEqual([0, 1]);
 
-    await sleep(3_100); // past the double-click window
-    const v3 = f.pressButton({ messageId: message.id, customId: voteId(message, "2"), userId: BOB });
-    await f.until(() => f.followUps(v3)[0], 5_000, "the take-back");
-    expect(f.followUps(v3)[0]?.content).toMatch(/taken back/);
+    // The same choice again inside the window is a double click: the vote stays.
+    expect(await press("the double click")).toMatch(/Your vote for image 2 counts/);
+    vi.advanceTimersByTime(DOUBLE_CLICK_MS - 1);
+    expect(await press("the last double click")).toMatch(/Your vote for image 2 counts/);
+    expect(e.easel.store.votes.tally(jobId).counts).toEqual([0, 1]);
+
+    // Once the window is over (counted from the move, not from the double clicks), it takes the vote back.
+    vi.advanceTimersByTime(1);
+    expect(await press("the take-back")).toMatch(/taken back/);
     expect(e.easel.store.votes.tally(jobId).total).toBe(0);
     expect(f.violations).toEqual([]);
   });
@@ -205,7 +219,11 @@ describe("contests", () => {
     // Another restart posts nothing again.
     await t.stop({ keepData: true });
     t = await startTestEasel(modelsDir, env(f), { dataDir: e.dataDir });
-    await sleep(300);
+    // The start rebuilt the clock from the database: the contest is closed and its announcement on record, so
+    // there is nothing to schedule or post; stop() waits for any closing the start began (none).
+    expect(t.easel.store.votes.openDeadlines()).toEqual([]);
+    expect(t.easel.store.votes.unannounced()).toEqual([]);
+    await t.easel.contests.stop();
     expect(f.messages(message.channel_id).filter((m) => /wins with/.test(m.content))).toHaveLength(1);
   });
 

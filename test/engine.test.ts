@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it, vi } from "vitest";
 import type { BackendCallContext, BackendResult } from "../src/core/backend.ts";
 import { Engine, type EngineEvents, type EngineOptions } from "../src/core/engine.ts";
 import { EaselError } from "../src/core/errors.ts";
@@ -17,6 +17,8 @@ const dirs: string[] = [];
 const stores: Store[] = [];
 const engines: Engine[] = [];
 afterEach(async () => {
+  // Real timers first: stopping waits for each backend's abort.
+  vi.useRealTimers();
   for (const e of engines.splice(0)) await e.stop(0);
   for (const s of stores.splice(0)) s.close();
   for (const d of dirs.splice(0)) rmSync(d, { recursive: true, force: true });
@@ -87,13 +89,18 @@ function setup(options: Partial<EngineOptions> = {}, dir = mkdtempSync(join(tmpd
   return { engine, backend, store, events, dir };
 }
 
-/** Lets queued microtasks and immediate timers run. */
-const settle = (ms = 5) => new Promise((r) => setTimeout(r, ms));
+/** The real clock's timer, taken before any test fakes it: for waiting on real work (image encoding). */
+const realSetTimeout = globalThis.setTimeout;
 
+/**
+ * Waits until `check` holds, for real work (encoding, the store) to finish: a deadline, not a clock the code
+ * under test reads. With fake timers on, timers due now run and the fake clock does not move.
+ */
 async function until(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 400; i++) {
+  for (let i = 0; i < 2_000; i++) {
     if (check()) return;
-    await settle(5);
+    if (vi.isFakeTimers()) await vi.advanceTimersByTimeAsync(0);
+    await new Promise((r) => realSetTimeout(r, 5));
   }
   throw new Error(`timed out waiting for ${what}`);
 }
@@ -151,7 +158,7 @@ describe("job engine", () => {
   });
 
   it("makes one job of the same platform event delivered twice", async () => {
-    const { engine, backend } = setup();
+    const { engine, backend, events, store } = setup();
     await engine.start();
     const first = engine.submit("same-event", request("once"));
     const second = engine.submit("same-event", request("once"));
@@ -162,8 +169,11 @@ describe("job engine", () => {
     }
     await until(() => backend.running.has("once"), "start");
     backend.finish("once");
-    await settle(20);
+    await until(() => events.done.length === 1, "done");
     expect(backend.started).toEqual(["once"]);
+    // One row: nothing is left behind to render a second time.
+    expect(store.jobs.listJobs({})).toHaveLength(1);
+    expect(engine.activeJobs()).toEqual([]);
   });
 
   it("refuses a user's fourth job, a full server and a full queue, naming the limit", async () => {
@@ -209,6 +219,8 @@ describe("job engine", () => {
   });
 
   it("cancels a queued job at once and a running one through its signal, freeing the slot only when it stopped", async () => {
+    // The backend's stop after an abort takes 60 ms of a fake clock: "not yet stopped" is a moment, not a race.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
     const { engine, backend, events, store } = setup();
     backend.abortDelayMs = 60;
     await engine.start();
@@ -220,10 +232,13 @@ describe("job engine", () => {
     expect(store.jobs.getJob(cancelMe.job.id)?.state).toBe("cancelled");
     await until(() => backend.running.has("slow"), "slow");
     expect(engine.cancel(running.job.id)).toBe(true);
-    await settle(30);
+    await vi.advanceTimersByTimeAsync(59);
     // Aborted but not yet stopped: the next job must still wait.
+    expect(backend.running.has("slow")).toBe(true);
     expect(backend.started).toEqual(["slow"]);
+    await vi.advanceTimersByTimeAsync(1);
     await until(() => backend.running.has("next"), "next after the slot freed");
+    expect(backend.running.has("slow")).toBe(false);
     expect(events.cancelled.map((e) => e.job.request.prompt).sort()).toEqual(["never", "slow"]);
     expect(backend.started).not.toContain("never");
   });
@@ -259,12 +274,32 @@ describe("job engine", () => {
   });
 
   it("aborts a render that exceeds the backend's timeout and retries it", async () => {
+    // The timeout on a fake clock: each attempt gets exactly its minute, and the backend stops 10 ms after
+    // the abort.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout", "setInterval", "clearInterval"] });
+    const TIMEOUT_MS = 60_000;
     const { engine, backend, events } = setup({
-      backendLimits: { ldm: { timeoutMs: 40 } },
+      backendLimits: { ldm: { timeoutMs: TIMEOUT_MS } },
       limits: { maxAttempts: 2 },
     });
+    backend.abortDelayMs = 10;
     await engine.start();
     engine.submit("e1", request("stuck"));
+    const aborted = () => backend.running.get("stuck")?.context.signal.aborted;
+    await until(() => backend.running.has("stuck"), "the first attempt");
+    await vi.advanceTimersByTimeAsync(TIMEOUT_MS - 1);
+    expect(aborted()).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(aborted()).toBe(true);
+    await vi.advanceTimersByTimeAsync(10);
+    await until(() => backend.started.length === 2 && backend.running.has("stuck"), "the second attempt");
+    expect(events.failed).toEqual([]);
+    await vi.advanceTimersByTimeAsync(TIMEOUT_MS - 1);
+    expect(aborted()).toBe(false);
+    expect(events.failed).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(aborted()).toBe(true);
+    await vi.advanceTimersByTimeAsync(10);
     await until(() => events.failed.length === 1, "timeout failure");
     expect(backend.started).toEqual(["stuck", "stuck"]);
     expect(events.failed[0]?.code).toBe("timeout");

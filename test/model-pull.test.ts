@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import {
   type KnownModel,
   loadKnownModels,
@@ -384,27 +384,75 @@ describe("a hub that does not answer", () => {
   }, 15_000);
 
   it("does not time out a download that is slow but keeps sending", async () => {
-    // Each chunk of the CDN's bodies comes 40 ms after the last: the whole pull takes longer than a deadline
-    // that counted from the start would allow, but no chunk waits anywhere near the 2 s per-chunk deadline.
-    // (That the clock restarts with each chunk is pinned with a fake clock in hub-fetch.test.ts.)
-    const slow: typeof fetch = async (input, init) => {
-      const res = await fetch(input, init);
-      if (!res.body || !String(input).includes("/cdn/")) return res;
-      const reader = res.body.getReader();
-      const body = new ReadableStream<Uint8Array>({
-        async pull(sink) {
-          await new Promise((done) => setTimeout(done, 40));
-          const chunk = await reader.read();
-          if (chunk.done) sink.close();
-          else sink.enqueue(chunk.value);
-        },
-      });
-      return new Response(body, { status: res.status, headers: res.headers });
-    };
-    const result = await pullModel("fake-sd", options({ timeoutMs: 2000, fetch: slow }));
-    expect(result.files).toHaveLength(LAYOUT.length);
+    // The deadlines on a fake clock (the sockets and files stay real): each chunk of the CDN's bodies comes
+    // 1.5 s after the last, under the 2 s per-chunk deadline every time and far past 2 s in all, which a
+    // deadline counted from the start would cut. (The restart with each chunk is pinned in hub-fetch.test.ts.)
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      let held: (() => void) | undefined;
+      const slow: typeof fetch = async (input, init) => {
+        const res = await fetch(input, init);
+        if (!res.body || !String(input).includes("/cdn/")) return res;
+        const reader = res.body.getReader();
+        const body = new ReadableStream<Uint8Array>({
+          async pull(sink) {
+            await new Promise<void>((go) => {
+              held = go;
+            });
+            const chunk = await reader.read();
+            if (chunk.done) sink.close();
+            else sink.enqueue(chunk.value);
+          },
+        });
+        return new Response(body, { status: res.status, headers: res.headers });
+      };
+      const pulling = watch(pullModel("fake-sd", options({ timeoutMs: 2000, fetch: slow })));
+      let chunks = 0;
+      for (;;) {
+        await untilReal(() => held !== undefined || pulling.settled, "a chunk or the end");
+        if (pulling.settled) break;
+        await vi.advanceTimersByTimeAsync(1_500);
+        const go = held;
+        held = undefined;
+        go?.();
+        chunks += 1;
+      }
+      expect(pulling.error).toBeUndefined();
+      expect(pulling.value?.files).toHaveLength(LAYOUT.length);
+      expect(chunks * 1_500).toBeGreaterThan(2 * 2_000);
+    } finally {
+      vi.useRealTimers();
+    }
   }, 15_000);
 });
+
+/** A promise's outcome as it comes. */
+function watch<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  promise.then(
+    (value) => {
+      state.settled = true;
+      state.value = value;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+/** The real clock's timer, taken before any test fakes it. */
+const realSetTimeout = globalThis.setTimeout;
+
+/** Waits on the real event loop (the sockets, the files) until `check` holds; the fake clock does not move. */
+async function untilReal(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (check()) return;
+    await new Promise((r) => realSetTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
 
 describe("models/known-models.json", () => {
   it("lists unique, well-formed entries", () => {

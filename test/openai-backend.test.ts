@@ -48,7 +48,9 @@ beforeEach(async () => {
   fake = await FakeOpenAi.start();
 });
 afterEach(async () => {
+  // Spies first (one may wrap a fake timer), then the clock.
   vi.restoreAllMocks();
+  vi.useRealTimers();
   expect(fake.rejections()).toEqual([]);
   await fake.close();
 });
@@ -64,6 +66,51 @@ function setup(settings: Partial<OpenAiSettings> = {}, options: Partial<OpenAiBa
 }
 
 const request = openAiRequest;
+
+/** The real clock's timer, taken before any test fakes it: for waiting on real work (the fake's sockets). */
+const realSetTimeout = globalThis.setTimeout;
+
+/**
+ * Waits, on the real event loop, until `check` holds: for the HTTP round trips to the fake, which take real
+ * time whatever the clock. The fake clock does not move meanwhile (unlike vi.waitFor, which advances it).
+ */
+async function untilReal(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (check()) return;
+    await new Promise((r) => realSetTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+/** A promise's outcome as it comes, to check whether it settled while the fake clock stood still. */
+function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
+  const state: { settled: boolean; error?: unknown } = { settled: false };
+  promise.then(
+    () => {
+      state.settled = true;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
+
+/**
+ * The SDK's timers (its waits before a retry, its per-attempt timeout) on a fake clock; sockets stay real.
+ * Returns the delays the SDK itself asked for, in order (fetch's own timers are left out).
+ */
+function fakeSdkClock(): () => number[] {
+  vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+  const fakeSetTimeout = globalThis.setTimeout as (...args: unknown[]) => NodeJS.Timeout;
+  const waits: number[] = [];
+  vi.spyOn(globalThis, "setTimeout").mockImplementation(((...args: unknown[]) => {
+    if (new Error().stack?.includes("/node_modules/openai/")) waits.push(Number(args[1] ?? 0));
+    return fakeSetTimeout(...args);
+  }) as unknown as typeof setTimeout);
+  return () => [...waits];
+}
 
 /** A call context whose loader returns `image` (a 1024² PNG by default) and records what was asked. */
 function context(
@@ -316,40 +363,65 @@ describe("OpenAI backend: errors", () => {
   });
 
   it("does not sleep through a Retry-After longer than the cap", async () => {
+    // The clock stands still: a wait before a retry would never end, so settling at all proves there was none.
+    const sdkWaits = fakeSdkClock();
     const { backend } = setup({ maxRetries: 2 });
     fake.script.push(rateLimited("3600"));
-    const started = Date.now();
-    const err = await failure(backend.generate(request(), context()));
-    expect(err).toMatchObject({ code: "provider_unavailable" });
+    const outcome = watch(backend.generate(request(), context()));
+    await untilReal(() => outcome.settled, "the refusal");
+    expect(outcome.error).toMatchObject({ code: "provider_unavailable" });
     expect(fake.imageCalls()).toHaveLength(1);
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // Only the per-attempt timeout was set (5 s), no wait of the hour or of a backoff.
+    expect(sdkWaits()).toEqual([BASE_SETTINGS.timeoutMs]);
   });
 
   it("times a slow reply out well below the SDK's 10 minutes, after the SDK's retry", async () => {
-    const { backend } = setup({ timeoutMs: 150, maxRetries: 1 });
-    fake.script.push({ kind: "delay", ms: 1_000 }, { kind: "delay", ms: 1_000 });
-    const err = await failure(backend.generate(request(), context()));
-    expect(err).toMatchObject({ code: "timeout" });
-    expect(err.message).toContain("0.2 s");
+    // Per attempt 5 s of a fake clock; the fake would answer after a minute of it.
+    const sdkWaits = fakeSdkClock();
+    const { backend } = setup({ maxRetries: 1 });
+    fake.script.push({ kind: "delay", ms: 60_000 }, { kind: "delay", ms: 60_000 });
+    const outcome = watch(backend.generate(request(), context()));
+    await untilReal(() => fake.imageCalls().length === 1 && sdkWaits().length === 1, "the first attempt");
+    await vi.advanceTimersByTimeAsync(BASE_SETTINGS.timeoutMs - 1);
+    expect(outcome.settled).toBe(false);
+    // The attempt times out; the SDK waits its backoff (under a second for the first retry), then tries again.
+    await vi.advanceTimersByTimeAsync(1);
+    await untilReal(() => sdkWaits().length === 2, "the SDK's backoff");
+    const backoff = sdkWaits()[1] ?? Number.POSITIVE_INFINITY;
+    expect(backoff).toBeLessThan(1_000);
+    await vi.advanceTimersByTimeAsync(backoff);
+    await untilReal(() => fake.imageCalls().length === 2 && sdkWaits().length === 3, "the SDK's retry");
+    await vi.advanceTimersByTimeAsync(BASE_SETTINGS.timeoutMs - 1);
+    expect(outcome.settled).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await untilReal(() => outcome.settled, "the timeout");
+    expect(outcome.error).toMatchObject({ code: "timeout" });
+    expect((outcome.error as Error).message).toContain("within 5 s");
     expect(fake.imageCalls()).toHaveLength(2);
   });
 
   it("stops at once when the engine aborts, even while the SDK waits to retry", async () => {
+    // The SDK's 20 s wait is on a fake clock that stands still: the call can only end through the abort.
+    const sdkWaits = fakeSdkClock();
     const { backend } = setup();
     const controller = new AbortController();
     fake.script.push(rateLimited("20"));
-    const pending = backend.generate(request(), context({ signal: controller.signal }));
-    setTimeout(() => controller.abort(new EaselError("cancelled", MESSAGES.cancelled)), 100);
-    const started = Date.now();
-    const err = await failure(pending);
-    expect(err).toMatchObject({ code: "cancelled" });
-    expect(Date.now() - started).toBeLessThan(2_000);
+    const pending = watch(backend.generate(request(), context({ signal: controller.signal })));
+    await untilReal(() => sdkWaits().includes(20_000), "the SDK's wait before its retry");
+    expect(pending.settled).toBe(false);
+    controller.abort(new EaselError("cancelled", MESSAGES.cancelled));
+    await untilReal(() => pending.settled, "the cancelled call");
+    expect(pending.error).toMatchObject({ code: "cancelled" });
+    expect(fake.imageCalls()).toHaveLength(1);
 
+    // And while the request itself hangs, with the reason the engine gave.
     fake.script.push({ kind: "hang" });
     const hanging = new AbortController();
-    const second = backend.generate(request(), context({ signal: hanging.signal }));
-    setTimeout(() => hanging.abort(new EaselError("timeout", "too slow")), 50);
-    expect(await failure(second)).toMatchObject({ code: "timeout", message: "too slow" });
+    const second = watch(backend.generate(request(), context({ signal: hanging.signal })));
+    await untilReal(() => fake.imageCalls().length === 2, "the hanging request");
+    hanging.abort(new EaselError("timeout", "too slow"));
+    await untilReal(() => second.settled, "the aborted request");
+    expect(second.error).toMatchObject({ code: "timeout", message: "too slow" });
   });
 
   it("says which variable to fix when the model is gone at request time, without retrying", async () => {

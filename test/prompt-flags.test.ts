@@ -245,12 +245,11 @@ describe("parsePromptFlags", () => {
     ["dashes", () => "-".repeat(100_000)],
     ["a huge negative", () => `cat --no ${"x ".repeat(50_000)}`],
     ["unicode", () => "🦊é\u0301\u200b\u2028".repeat(20_000)],
-  ])("handles 100 kB of %s quickly without throwing", (_name, make) => {
+  ])("handles 100 kB of %s without throwing", (_name, make) => {
+    // How fast is a speed figure: npm run bench (prompt_flags_100kb_ms) times these same inputs.
     const text = make();
     expect(text.length).toBeGreaterThanOrEqual(100_000);
-    const started = performance.now();
     const parsed = parsePromptFlags(text);
-    expect(performance.now() - started).toBeLessThan(500);
     expect(parsed.ok ? typeof parsed.value.prompt : parsed.reason).toBeTypeOf("string");
   });
 });

@@ -1,7 +1,9 @@
 import { readFileSync } from "node:fs";
 import { webApi } from "@slack/bolt";
 import { afterEach, describe, expect, it } from "vitest";
+import { COMMANDS } from "../commands/index.ts";
 import type { BotServices } from "../src/core/bot-services.ts";
+import { commandLineHelp, parseCommandLine } from "../src/core/command-line.ts";
 import type { Delivery, DeliveryLog } from "../src/core/delivery.ts";
 import type { Job } from "../src/core/job.ts";
 import { PendingStatus } from "../src/core/pending-status.ts";
@@ -12,16 +14,19 @@ import {
   presentQueued,
   presentRunning,
 } from "../src/core/presenter.ts";
+import { redactText as redact } from "../src/logging/redact.ts";
 import { escapeMrkdwn, layoutBlocks, toMrkdwn } from "../src/platforms/slack/blocks.ts";
 import { SlackOutlet } from "../src/platforms/slack/outlet.ts";
 import { RESPONSE_URL_TTL_MS, ReplySender } from "../src/platforms/slack/replies.ts";
-import { IMAGINE_THIS_CALLBACK_ID, redact, SLACK_EVENTS_PATH } from "../src/platforms/slack/slack-bot.ts";
-import { helpText, parseSlackCommand, unescapeSlackText } from "../src/platforms/slack/text-command.ts";
+import { unescapeSlackText } from "../src/platforms/slack/routes.ts";
+import { IMAGINE_THIS_CALLBACK_ID, SLACK_EVENTS_PATH } from "../src/platforms/slack/slack-bot.ts";
 import { blockKitErrors, FakeSlack } from "./fakes/fake-slack/index.ts";
 
 /** The Slack adapter's parts that need no engine: the text parser, Block Kit layout, response_url limits. */
 
 describe("the /imagine text", () => {
+  const parseSlackCommand = (text: string) => parseCommandLine(COMMANDS, text);
+  const helpText = (command: string) => commandLineHelp(COMMANDS, command);
   const leaf = (text: string) => {
     const parsed = parseSlackCommand(text);
     if (parsed.kind !== "leaf") throw new Error(`not a command: ${text}`);

@@ -10,6 +10,7 @@ import {
   type ReplyTarget,
 } from "../src/platforms/slack/replies.ts";
 import { SlackBot } from "../src/platforms/slack/slack-bot.ts";
+import type { WorkspaceAdmins } from "../src/platforms/slack/workspace-admins.ts";
 
 /** The Slack adapter's per-URL and per-member maps stay bounded however many URLs and members pass by. */
 
@@ -89,11 +90,7 @@ describe("SlackBot's workspace-admin cache", () => {
     isBot: false,
   });
   /** The private parts under test: the lookup and the map it fills. */
-  const internals = (b: SlackBot) =>
-    b as unknown as {
-      withAdmin(a: Actor): Promise<Actor>;
-      admins: Map<string, { admin: boolean; at: number }>;
-    };
+  const internals = (b: SlackBot) => (b as unknown as { workspaceAdmins: WorkspaceAdmins }).workspaceAdmins;
 
   it("drops entries past their 5 minutes, caps the rest at 1000, and still answers from the cache", async () => {
     let now = T0;
@@ -105,8 +102,8 @@ describe("SlackBot's workspace-admin cache", () => {
       lookups.push(user);
       return { ok: true, user: { id: user, is_admin: user === "U-admin" } };
     };
-    const { withAdmin, admins } = internals(slack);
-    const lookUp = (userId: string) => withAdmin.call(slack, actor(userId));
+    const admins = internals(slack).entries;
+    const lookUp = (userId: string) => internals(slack).withAdmin(actor(userId));
 
     expect((await lookUp("U-admin")).platformAdmin).toBe(true);
     expect((await lookUp("U-admin")).platformAdmin).toBe(true);

@@ -1259,7 +1259,20 @@ if (mode === "race") {
     );
     /** Complete lines only: a line cut by the kill was not acknowledged. */
     const lines = () => out.split("\n").slice(0, -1);
-    return { child, ready, exited, lines, stderr: () => err };
+    /** Resolves once the writer has acknowledged `n` lines after "ready" (or has died: the checks then fail). */
+    const acknowledged = (n: number) =>
+      new Promise<void>((done) => {
+        const check = () => {
+          if (lines().filter((line) => line !== "ready").length >= n) {
+            child.stdout.off("data", check);
+            done();
+          }
+        };
+        child.stdout.on("data", check);
+        child.on("exit", () => done());
+        check();
+      });
+    return { child, ready, exited, lines, acknowledged, stderr: () => err };
   }
 
   it("keeps every acknowledged write and a sound file when a writer is SIGKILLed mid-burst (3 rounds)", async () => {
@@ -1271,10 +1284,11 @@ if (mode === "race") {
     const acknowledged = new Map<string, number>();
     for (let round = 0; round < 3; round++) {
       const writer = startWriter(script, ["burst", dataDir, `r${round}`]);
-      // Wait for the store to be open (tsx start-up), then let it write for ~100 ms.
+      // Wait for the store to be open (tsx start-up), then for a few acknowledged writes (more each round, so
+      // that the kill lands at another point of the burst), and kill it while it keeps writing.
       await writer.ready;
       expect(writer.lines(), writer.stderr()).toContain("ready");
-      await new Promise((done) => setTimeout(done, 80 + round * 20));
+      await writer.acknowledged(5 + round * 7);
       writer.child.kill("SIGKILL");
       expect(await writer.exited).toBe("SIGKILL");
       const lines = writer.lines().filter((line) => line !== "ready");

@@ -1,7 +1,7 @@
+import { ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { monitorEventLoopDelay } from "node:perf_hooks";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
@@ -69,16 +69,31 @@ describe("LDM worker process", () => {
     expect(worker.pid).not.toBe(process.pid);
   });
 
-  it("keeps the bot's event loop responsive while it generates (p99 delay < 50 ms)", async () => {
+  it("keeps the bot's event loop turning while it generates", async () => {
+    // How long the loop waits is a speed figure (npm run bench: event_loop_lag_p99_ms); here, only that the
+    // loop is not held while the worker computes: other callbacks run between every two steps.
     const worker = supervisor("bench");
     await worker.start();
-    const histogram = monitorEventLoopDelay({ resolution: 5 });
-    histogram.enable();
-    const result = await worker.generate({ ...PARAMS, count: 1, steps: 30, width: 256, height: 256 });
-    histogram.disable();
-    // The worker really was busy for a while: otherwise a low delay would prove nothing.
-    expect(result.timings.sessionMs).toBeGreaterThan(100);
-    expect(histogram.percentile(99) / 1e6).toBeLessThan(50);
+    let turns = 0;
+    let generating = true;
+    const spin = () => {
+      turns += 1;
+      if (generating) setImmediate(spin);
+    };
+    setImmediate(spin);
+    const turnsAtStep: number[] = [];
+    const steps = 30;
+    try {
+      await worker.generate(
+        { ...PARAMS, count: 1, steps, width: 256, height: 256 },
+        { onProgress: () => turnsAtStep.push(turns) },
+      );
+    } finally {
+      generating = false;
+    }
+    expect(turnsAtStep).toHaveLength(steps);
+    // A main thread busy with the steps would run no callback until the end: `turns` would stand still.
+    expect((turnsAtStep.at(-1) ?? 0) - (turnsAtStep[0] ?? 0)).toBeGreaterThanOrEqual(steps - 1);
   });
 
   it("fails the job in flight when the worker dies, and starts a new worker for the next job", async () => {
@@ -103,32 +118,67 @@ describe("LDM worker process", () => {
   });
 
   it("kills a worker that stops answering and fails the job as hung", async () => {
-    const worker = supervisor("tiny", {
-      workerEntry: resolve("test/fakes/hanging-worker.ts"),
-      stallTimeoutMs: 300,
-    });
-    await worker.start();
-    const pid = worker.pid as number;
-    const err = await failure(worker.generate(PARAMS));
-    expect(err.code).toBe("worker_hung");
-    // The job settles only after the worker is gone, so the next job starts a new one.
-    expect(() => process.kill(pid, 0)).toThrow();
-    expect(worker.pid).toBeUndefined();
+    // The supervisor's timers on a fake clock; the worker process and its messages stay real.
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const logs: string[] = [];
+      const worker = supervisor("tiny", {
+        workerEntry: resolve("test/fakes/hanging-worker.ts"),
+        stallTimeoutMs: 30_000,
+        log: (line) => logs.push(line),
+      });
+      await worker.start();
+      const pid = worker.pid as number;
+      const kills = vi.spyOn(ChildProcess.prototype, "kill");
+      const job = watch(worker.generate(PARAMS));
+      await untilReal(() => logs.includes("hanging worker got generate"));
+      vi.advanceTimersByTime(29_999);
+      expect(kills).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(kills).toHaveBeenCalledWith("SIGKILL");
+      await untilReal(() => job.settled);
+      expect((job.error as { code?: string } | undefined)?.code).toBe("worker_hung");
+      // The job settles only after the worker is gone, so the next job starts a new one.
+      expect(isAlive(pid)).toBe(false);
+      expect(worker.pid).toBeUndefined();
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
   });
 
   it("kills a worker that ignores a cancel, and the next job gets a fresh worker", async () => {
-    const worker = supervisor("tiny", {
-      workerEntry: resolve("test/fakes/hanging-worker.ts"),
-      cancelGraceMs: 50,
-    });
-    await worker.start();
-    const controller = new AbortController();
-    const job = worker.generate(PARAMS, { signal: controller.signal });
-    // The fake worker sends no progress to hook into: give the job a moment to reach it.
-    setTimeout(() => controller.abort(), 100);
-    expect((await failure(job)).code).toBe("cancelled");
-    await worker.start();
-    expect(worker.starts).toBe(2);
+    vi.useFakeTimers({ toFake: ["setTimeout", "clearTimeout"] });
+    try {
+      const logs: string[] = [];
+      const worker = supervisor("tiny", {
+        workerEntry: resolve("test/fakes/hanging-worker.ts"),
+        cancelGraceMs: 5_000,
+        log: (line) => logs.push(line),
+      });
+      await worker.start();
+      const pid = worker.pid as number;
+      const kills = vi.spyOn(ChildProcess.prototype, "kill");
+      const controller = new AbortController();
+      const job = watch(worker.generate(PARAMS, { signal: controller.signal }));
+      // Cancelled once the job has reached the worker (before, it would never be sent).
+      await untilReal(() => logs.includes("hanging worker got generate"));
+      controller.abort();
+      await untilReal(() => logs.includes("hanging worker got cancel"));
+      // The worker was asked to stop and ignores it: it has the grace, and then it is killed.
+      vi.advanceTimersByTime(4_999);
+      expect(kills).not.toHaveBeenCalled();
+      vi.advanceTimersByTime(1);
+      expect(kills).toHaveBeenCalledWith("SIGKILL");
+      await untilReal(() => job.settled);
+      expect((job.error as { code?: string } | undefined)?.code).toBe("cancelled");
+      expect(isAlive(pid)).toBe(false);
+      await worker.start();
+      expect(worker.starts).toBe(2);
+    } finally {
+      vi.restoreAllMocks();
+      vi.useRealTimers();
+    }
   });
 
   it("cancels a running job between steps and keeps the worker", async () => {
@@ -170,6 +220,7 @@ describe("LDM worker process", () => {
       expect((await worker.generate(PARAMS)).images).toHaveLength(2);
       expect(worker.starts).toBe(2);
     } finally {
+      vi.restoreAllMocks();
       vi.useRealTimers();
     }
   });
@@ -183,6 +234,21 @@ describe("LDM worker process", () => {
     expect(order.join("")).toBe("aaaabbbb");
   });
 });
+
+/** A promise's outcome as it comes, for checking that it has not settled yet. */
+function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
+  const state: { settled: boolean; error?: unknown } = { settled: false };
+  promise.then(
+    () => {
+      state.settled = true;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}
 
 /** Whether a process is still there. */
 function isAlive(pid: number): boolean {

@@ -123,3 +123,22 @@ export function latestPosted(
     .filter((d): d is Delivery & { messageId: string } => d.messageId !== undefined)
     .at(-1);
 }
+
+/**
+ * The status message an earlier process recorded for a job: the newest one posted, else a reply recorded
+ * before the platform answered with its id (a crash in between), named `unnamed` (the platform's name for the
+ * reply it has not named yet, Discord's "@original"), when the platform has such a name.
+ */
+export function recordedStatus(
+  log: DeliveryLog,
+  jobId: string,
+  unnamed?: string,
+): (Delivery & { messageId: string }) | undefined {
+  const posted = latestPosted(log, jobId, "status");
+  if (posted || unnamed === undefined) return posted;
+  const reply = log
+    .deliveriesForJob(jobId, "status")
+    .filter((d) => d.messageId === undefined && d.replyToken !== undefined)
+    .at(-1);
+  return reply ? { ...reply, messageId: unnamed } : undefined;
+}

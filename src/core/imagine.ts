@@ -29,6 +29,9 @@ export type ImagineOutcome =
   | { ok: true; job: Job; position: number; etaMs: number; notes: string[]; duplicate: boolean }
   | { ok: false; message: string };
 
+/** A queued job as imagine() reports it. */
+export type ImagineQueued = Extract<ImagineOutcome, { ok: true }>;
+
 /** True when the member is an easel admin in this guild. */
 export function actorIsAdmin(services: BotServices, actor: Actor): boolean {
   const { platform, workspaceId } = actor.requester;

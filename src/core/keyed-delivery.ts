@@ -1,5 +1,6 @@
 import { type Delivery, type DeliveryInput, type DeliveryLog, deliveryKey } from "./delivery.ts";
 import { DeliveryError } from "./delivery-error.ts";
+import { errorText } from "./platform-errors.ts";
 
 /**
  * The one path every non-idempotent post takes, on every platform (DESIGN: "every effect that is not idempotent
@@ -33,6 +34,14 @@ export interface KeyedDeliveryOptions {
   resumable?: (row: Delivery) => boolean;
   /** Operator log lines: a lookup that could not be made is said (the post may then show twice). */
   log: (line: string) => void;
+}
+
+/** How far before its row was recorded a keyed post may show on the platform (clocks differ). */
+const LOOKUP_MARGIN_MS = 60_000;
+
+/** The earliest time (ms) a post with this row's key can carry on the platform: where a lookup starts. */
+export function lookupFrom(row: Pick<Delivery, "createdAt">): number {
+  return Math.max(0, row.createdAt - LOOKUP_MARGIN_MS);
 }
 
 /** How a keyed post ended: its row with the platform's id, and whether it was found rather than made. */
@@ -88,7 +97,7 @@ export async function deliverOnce(
   }
 }
 
+/** The SDK's own error behind a classified one. */
 function describe(err: unknown): string {
-  const source = err instanceof DeliveryError && err.cause !== undefined ? err.cause : err;
-  return source instanceof Error ? `${source.name}: ${source.message}` : String(source);
+  return errorText(err instanceof DeliveryError && err.cause !== undefined ? err.cause : err);
 }

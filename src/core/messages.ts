@@ -249,7 +249,10 @@ export const EXPLAIN_TEXT = {
     `The animation shows the latent at ${plural(frames, "point")} along the way.`,
 } as const;
 
-/** What members are told when the OpenAI images API fails (src/backends/openai/errors.ts translates to these). */
+/**
+ * What members are told when the OpenAI images API fails (src/backends/openai/errors.ts translates to these),
+ * or when the OpenAI backend refuses a request itself (src/backends/openai/openai-backend.ts).
+ */
 export const OPENAI_MESSAGES = {
   timedOut: (seconds: string, tries: string) => `The image service did not answer within ${seconds}${tries}.`,
   unreachable: (host: string, tries: string) => `Could not reach the image service at ${host}${tries}.`,
@@ -267,8 +270,73 @@ export const OPENAI_MESSAGES = {
   refused: (why: string) => `The image service refused the request: ${why}`,
   misconfigured: (why: string) => `The OpenAI backend is misconfigured: ${why}`,
   unusableAnswer: "The image service's answer could not be used.",
+  /** The host named in these messages when OPENAI_BASE_URL is not a URL. */
+  unnamedHost: "the configured server",
+  promptTooLong: (chars: number, model: string, max: number) =>
+    `the prompt is ${chars} characters long; ${model} takes at most ${max}`,
+  cannotUpscale: "The OpenAI backend cannot upscale an image.",
+  noImage: "The image service answered without any image.",
+  imageLinks: (host: string) =>
+    `The image service at ${host} sent image links instead of image data; it needs to support response_format "b64_json".`,
+  /** A V or U source image that cannot be sent as the model takes it. */
+  sourceNotPng: (model: string) => `the image to vary could not be made a PNG for ${model}`,
+  sourceNotSquare: (model: string, width: number, height: number) =>
+    `${model} varies square images only; this one is ${width}x${height}`,
+  sourceTooLarge: (bytes: number, model: string, maxBytes: number) =>
+    `the image to vary is ${(bytes / 1e6).toFixed(1)} MB as a PNG; ${model} takes less than ${maxBytes / 1e6} MB`,
   /** How many times a request was tried, after a failure the SDK retried (empty when it never retries). */
   tries: (attempts: number) => (attempts <= 1 ? "" : ` (tried ${attempts} times)`),
+} as const;
+
+/** The notes under an OpenAI result: what was adjusted, and what is not known (src/backends/openai/openai-backend.ts). */
+export const OPENAI_NOTES = {
+  noNegativePrompt: "OpenAI models take no negative prompt; it was not used",
+  /** `sizes`: every size the model makes, smallest first. */
+  sizeChanged: (asked: string, made: string, model: string, sizes: string) =>
+    `size ${asked} became ${made}, the nearest size ${model} makes (${sizes})`,
+  noInitImage: (model: string) =>
+    `${model} cannot start from an image: these are new images from the same prompt`,
+  variationIgnoresPrompt: (model: string) => `${model} variations follow the image; the prompt is not used`,
+  fewerImages: (made: number, asked: number) =>
+    `the image service made ${made} of the ${asked} images asked for`,
+  /** A later request of the job failed after earlier ones made images; `why` is the failure's message. */
+  partial: (made: number, asked: number, why: string) => `only ${made} of ${asked} images were made: ${why}`,
+  otherSize: (made: string, asked: string) => `the image service made ${made} instead of ${asked}`,
+  quality: (quality: string) => `quality: ${quality}`,
+  noSeed: "seed: n/a (OpenAI has no seeds; the same prompt gives different images)",
+  noPrice: (model: string) => `no price known for ${model}; set OPENAI_IMAGE_PRICES for a cost estimate`,
+  estimatedCost: (usd: number) => `estimated cost: $${usd.toFixed(3)}`,
+} as const;
+
+/**
+ * What the OpenAI backend tells the operator when easel starts (its constructor, and the one check of the key
+ * and model in src/backends/openai/startup-check.ts): refusals that stop `npm start`, and warnings it logs.
+ */
+export const OPENAI_SETUP_TEXT = {
+  noKey: "OPENAI_API_KEY is not set: the OpenAI backend needs an API key.",
+  qualityNotApplicable: (quality: string, model: string) =>
+    `OPENAI_IMAGE_QUALITY=${quality} does not apply: ${model} has no quality setting; leave it empty.`,
+  qualityNotTaken: (quality: string, model: string, qualities: readonly string[]) =>
+    `OPENAI_IMAGE_QUALITY=${quality} does not apply to ${model}; it takes ${qualities.join(", ")}.`,
+  shutsDown: (model: string, host: string, date: string) =>
+    `OPENAI_IMAGE_MODEL=${model}: ${host} says this model shuts down on ${date}; choose another before then.`,
+  keyRefused: (host: string, detail: string) =>
+    `OPENAI_API_KEY was refused by ${host} (${detail}). Set a valid key, or leave OPENAI_API_KEY empty to turn the OpenAI backend off.`,
+  noAccess: (model: string, host: string, detail: string) =>
+    `OPENAI_API_KEY has no access to OPENAI_IMAGE_MODEL=${model} on ${host} (${detail}).`,
+  /** `retired`: a model OpenAI retired (dall-e-2, dall-e-3), which a compatible server may still offer. */
+  modelMissing: (model: string, host: string, retired: boolean) =>
+    `OPENAI_IMAGE_MODEL=${model} does not exist on ${host}.${
+      retired
+        ? ` OpenAI retired ${model} on 2026-05-12: set OPENAI_IMAGE_MODEL=gpt-image-1, or OPENAI_BASE_URL to a compatible server that still offers it.`
+        : " Set OPENAI_IMAGE_MODEL to a model this server offers (e.g. gpt-image-1)."
+    }`,
+  noModelsEndpoint: (host: string, model: string, detail: string) =>
+    `${host} has no models endpoint, so OPENAI_IMAGE_MODEL=${model} was not checked (${detail}).`,
+  unreachable: (host: string, why: string) =>
+    `cannot reach OpenAI at ${host}: ${why} (check the network, or OPENAI_BASE_URL); the OpenAI backend starts anyway, and its jobs retry and report errors.`,
+  notChecked: (detail: string) =>
+    `The OpenAI backend could not be checked at start-up (${detail}); jobs will retry and report errors.`,
 } as const;
 
 /** An admin's `/info` lines on paid images (core/spend-report.ts). */
@@ -279,17 +347,126 @@ export const SPEND_TEXT = {
     `  <@${userId}>: ${images} image${images === 1 ? "" : "s"} (about $${usd.toFixed(2)})`,
 } as const;
 
-/** The device `/info` names (the composition root knows which is in use). */
+/** The device `/info` names (src/backends/ldm/worker-pool.ts knows which is in use). */
 export const DEVICE_TEXT = {
   notLoadedYet: (device: string) => `${device} (no model loaded yet)`,
   openAiOnly: "none (OpenAI only)",
 } as const;
 
-/** What `npm start` says when easel cannot start (the composition root, src/easel.ts). */
+/**
+ * What `npm start` says (the composition root, src/main.ts and src/easel.ts): why easel cannot start, that it
+ * serves, and how it stops. The operator reads these on the terminal or in the journal.
+ */
 export const STARTUP_TEXT = {
+  noPlatform:
+    "easel cannot start: no chat platform is configured (copy .env.example to .env and fill it in).",
+  /** One thing a platform lacks, under {@link STARTUP_TEXT.noPlatform}. */
+  missing: (line: string) => `  - ${line}`,
+  cannotStart: (why: string) => `easel cannot start: ${why}`,
+  /** Something the operator should fix though easel starts (an OpenAI model that shuts down soon). */
+  warning: (warning: string) => `easel: ${warning}`,
+  serving: (version: string, platforms: readonly string[], dataDir: string) =>
+    `easel ${version}: serving ${platforms.join(" and ")}; data in ${dataDir}`,
+  stopping: (signal: string, graceSeconds: number) =>
+    `easel: ${signal}, stopping (running jobs get ${graceSeconds} s)…`,
+  exitingNow: (signal: string) =>
+    `easel: ${signal} again, exiting now (waiting jobs stay queued for the next start)`,
+  stopFailed: (why: string) => `easel: ${why}`,
   nothingToRender: (modelsDir: string) =>
     `easel has nothing to render with: no model folder in ${modelsDir} (EASEL_MODELS_DIR; ` +
     "`easel models pull NAME` downloads one) and no OPENAI_API_KEY.",
   defaultModelBroken: (model: string, folder: string, why: string) =>
     `the default model ${model} (${folder}) does not load: ${why}. Fix the folder, or set EASEL_MODEL to another one.`,
+} as const;
+
+/** The commands' own replies (commands/*.ts); what they share with buttons is in BOT_MESSAGES. */
+export const COMMAND_TEXT = {
+  /** A prompt option left empty (`/imagine`, `/compare`); shown as "the prompt option: give a prompt". */
+  givePrompt: "give a prompt",
+  /** `/imagine` with a vote (the `vote` option, `--vote`, a contest channel) that allows fewer than two images. */
+  voteNeedsTwo: (max: number) =>
+    `A vote needs at least 2 images: give --n 2 or more (the limit here allows ${max}).`,
+  info: {
+    heading: (version: string, device: string) => `easel ${version} · device: ${device}`,
+    /** A backend's models, and its recent time per image when there is one. */
+    backend: (backend: string, models: readonly string[], msPerImage: number | undefined) =>
+      `${backend}: ${models.join(", ")}${msPerImage === undefined ? "" : ` · ${formatDuration(msPerImage)} per image lately`}`,
+    queue: (waiting: number, rendering: number) => `queue: ${waiting} waiting, ${rendering} rendering`,
+  },
+  leaderboard: {
+    empty: "No arena matches yet: try `/compare`.",
+    heading: "**Models by arena rating**",
+    /** One model's line; `winPercent` is undefined before its first match. */
+    model: (line: {
+      rank: number;
+      model: string;
+      rating: number;
+      votes: number;
+      winPercent: number | undefined;
+      played: number;
+      msPerImage: number | undefined;
+    }) =>
+      `${line.rank}. ${line.model} · Elo ${line.rating} · ${plural(line.votes, "vote")} · won ${
+        line.winPercent === undefined ? "–" : `${line.winPercent} %`
+      } of ${line.played}${line.msPerImage === undefined ? "" : ` · ${formatDuration(line.msPerImage)} per image`}`,
+  },
+  queue: {
+    /** One job; `userId` when an admin lists everyone's, `prompt` already shortened. */
+    job: (line: {
+      jobId: string;
+      running: boolean;
+      position: number | undefined;
+      etaMs: number | undefined;
+      userId: string | undefined;
+      prompt: string;
+    }) =>
+      `\`${line.jobId}\` ${line.running ? "rendering" : `#${line.position ?? "?"} · ETA ${formatDuration(line.etaMs ?? 0)}`}${
+        line.userId === undefined ? "" : ` · <@${line.userId}>`
+      } · ${line.prompt}`,
+  },
+  settings: {
+    /** For {@link BOT_MESSAGES.adminsOnly}. */
+    adminAction: "change settings",
+    /** `/settings show`: what this server and this channel set (key, shown value), and every key there is. */
+    overview: (
+      server: readonly (readonly [string, string])[],
+      channel: readonly (readonly [string, string])[],
+      keys: readonly string[],
+    ) =>
+      [
+        "Server settings:",
+        ...(server.length ? server.map(([k, v]) => `  ${k}: ${v}`) : ["  (defaults)"]),
+        "This channel:",
+        ...(channel.length ? channel.map(([k, v]) => `  ${k}: ${v}`) : ["  (the server's)"]),
+        `Keys: ${keys.join(", ")}`,
+        NSFW_SCOPE_NOTE,
+      ].join("\n"),
+    unknownKey: (key: string, keys: readonly string[]) =>
+      `There is no setting "${key}". Settings: ${keys.join(", ")}`,
+    wrongScope: (key: string, scopes: readonly string[]) => `${key} is a ${scopes.join(" or ")} setting.`,
+    /** A value the key cannot take; `why` is one of the reasons below, or the settings check's. */
+    malformed: (key: string, why: string) => `${key}: ${why}`,
+    notOnOff: (value: string) => `give on or off (got "${value}")`,
+    notSaved: (why: string) => `Not saved: ${why}`,
+    /** A key set (`value` as shown) or reset (`value` undefined); the nsfw key's answer says what it really changes. */
+    changed: (key: string, value: string | undefined, scope: "server" | "channel") => {
+      const place = scope === "server" ? "this server" : "this channel";
+      const done =
+        value === undefined ? `${key} reset for ${place}.` : `${key} set to ${value} for ${place}.`;
+      return key === "nsfw" ? `${done} ${NSFW_SCOPE_NOTE}` : done;
+    },
+  },
+  top: {
+    /** No votes in the period ("day", "week", "month" or "all"). */
+    empty: (period: string) => `No votes this ${period === "all" ? "far" : period}.`,
+    heading: (period: string) => `**Top images (${period})**`,
+    /** What a result's prompt reads when its job is gone. */
+    unknownPrompt: "?",
+    /** One result; `prompt` already shortened, `link` to the posted message when there is one. */
+    result: (rank: number, votes: number, ownerId: string, prompt: string, link: string | undefined) =>
+      `${rank}. ${plural(votes, "vote")} · <@${ownerId}> · ${prompt}${link === undefined ? "" : ` ${link}`}`,
+    creatorsHeading: "**Top creators**",
+    creator: (rank: number, ownerId: string, votes: number) =>
+      `${rank}. <@${ownerId}> · ${plural(votes, "vote")}`,
+  },
 } as const;

@@ -4,7 +4,7 @@ import { pressButton, queuedBy } from "./button-press.ts";
 import { parseButtonId } from "./buttons.ts";
 import type { StoredImage } from "./engine.ts";
 import { type Explanation, howItWasMade } from "./explain.ts";
-import type { ImagineOutcome } from "./imagine.ts";
+import type { ImagineOutcome, ImagineQueued } from "./imagine.ts";
 import type { Job } from "./job.ts";
 import { type PendingStatus, pendingStatusOf } from "./pending-status.ts";
 import type { StatusHandles } from "./relay.ts";
@@ -15,9 +15,6 @@ import type { TallyBoard, TallyLabels } from "./vote-tally.ts";
  * in what order, and what becomes of a new job's status message when an answer fails. The adapter gives only
  * the SDK calls ({@link PressReplies}).
  */
-
-/** A job a press queued. */
-export type QueuedOutcome = Extract<ImagineOutcome, { ok: true }>;
 
 /** The platform's answers to one press; `H` is its handle on a status message. */
 export interface PressReplies<H> {
@@ -31,7 +28,7 @@ export interface PressReplies<H> {
    * Posts the status message of the job the press queued, binding it through `pending`, and says it is
    * queued as the platform does; `upscale` for the 2× job of a U press.
    */
-  openStatus(outcome: QueuedOutcome, pending: PendingStatus<H>, upscale: boolean): Promise<void>;
+  openStatus(outcome: ImagineQueued, pending: PendingStatus<H>, upscale: boolean): Promise<void>;
   /** 🗑: removes the pressed message. */
   remove(): Promise<void>;
   /** U: posts one image of `job` alone, at full size. */

@@ -1,5 +1,6 @@
 import type { CountedVote } from "./ballots.ts";
 import { parseButtonId } from "./buttons.ts";
+import { errorText } from "./platform-errors.ts";
 import { voteRow } from "./presenter.ts";
 import { KeyedThrottle } from "./throttle.ts";
 import type { Tally, VotesPort } from "./voting.ts";
@@ -44,7 +45,7 @@ export class TallyBoard {
   ) {
     this.edits = new KeyedThrottle(
       options.intervalMs ?? TALLY_EDIT_INTERVAL_MS,
-      (err) => options.log(`easel: could not update a vote tally: ${describe(err)}`),
+      (err) => options.log(`easel: could not update a vote tally: ${errorText(err)}`),
       options.now,
     );
   }
@@ -65,8 +66,4 @@ export class TallyBoard {
   clear(): void {
     this.edits.clear();
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

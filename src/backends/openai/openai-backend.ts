@@ -11,6 +11,7 @@ import type {
 } from "../../core/backend.ts";
 import type { BackendLimits } from "../../core/engine.ts";
 import { EaselError, isEaselError } from "../../core/errors.ts";
+import { OPENAI_MESSAGES, OPENAI_NOTES, OPENAI_SETUP_TEXT } from "../../core/messages.ts";
 import type { GenerationRequest, Requester } from "../../core/request.ts";
 import type { OpenAiGuildCaps } from "../../core/settings.ts";
 import { defaultLogger } from "../../logging/logger.ts";
@@ -143,16 +144,15 @@ export class OpenAiImageBackend implements ImageBackend {
   /** Throws a "config" EaselError naming the variable when the settings cannot work. */
   constructor(options: OpenAiBackendOptions) {
     const { settings } = options;
-    if (!settings.apiKey)
-      throw new EaselError("config", "OPENAI_API_KEY is not set: the OpenAI backend needs an API key.");
+    if (!settings.apiKey) throw new EaselError("config", OPENAI_SETUP_TEXT.noKey);
     this.apiKey = settings.apiKey;
     const rules = modelRules(settings.imageModel);
     if (settings.quality !== undefined && !rules.qualities.includes(settings.quality)) {
       throw new EaselError(
         "config",
         rules.qualities.length === 0
-          ? `OPENAI_IMAGE_QUALITY=${settings.quality} does not apply: ${settings.imageModel} has no quality setting; leave it empty.`
-          : `OPENAI_IMAGE_QUALITY=${settings.quality} does not apply to ${settings.imageModel}; it takes ${rules.qualities.join(", ")}.`,
+          ? OPENAI_SETUP_TEXT.qualityNotApplicable(settings.quality, settings.imageModel)
+          : OPENAI_SETUP_TEXT.qualityNotTaken(settings.quality, settings.imageModel, rules.qualities),
       );
     }
     this.settings = settings;
@@ -223,29 +223,31 @@ export class OpenAiImageBackend implements ImageBackend {
     const model = request.model;
     const rules = modelRules(model);
     const notes: string[] = [];
+    const say = OPENAI_MESSAGES;
+    const note = OPENAI_NOTES;
 
     const chars = [...request.prompt].length;
     if (chars > rules.maxPromptChars)
-      throw new EaselError(
-        "invalid_argument",
-        `the prompt is ${chars} characters long; ${model} takes at most ${rules.maxPromptChars}`,
-      );
-    if (request.negativePrompt) notes.push("OpenAI models take no negative prompt; it was not used");
+      throw new EaselError("invalid_argument", say.promptTooLong(chars, model, rules.maxPromptChars));
+    if (request.negativePrompt) notes.push(note.noNegativePrompt);
     const size = nearestSize(rules, request.width, request.height);
     if (size.width !== request.width || size.height !== request.height)
       notes.push(
-        `size ${request.width}x${request.height} became ${sizeText(size)}, the nearest size ${model} makes (${sizesList(rules)})`,
+        note.sizeChanged(
+          sizeText({ width: request.width, height: request.height }),
+          sizeText(size),
+          model,
+          sizesList(rules),
+        ),
       );
     const quality = this.qualityFor(rules);
 
     let mode: Mode = "generations";
     if (request.init) {
-      if (request.parent?.kind === "upscale")
-        throw new EaselError("not_supported", "The OpenAI backend cannot upscale an image.");
-      if (rules.variation === "none")
-        notes.push(`${model} cannot start from an image: these are new images from the same prompt`);
+      if (request.parent?.kind === "upscale") throw new EaselError("not_supported", say.cannotUpscale);
+      if (rules.variation === "none") notes.push(note.noInitImage(model));
       else mode = rules.variation;
-      if (mode === "variations") notes.push(`${model} variations follow the image; the prompt is not used`);
+      if (mode === "variations") notes.push(note.variationIgnoresPrompt(model));
     }
 
     const reservation = this.quota.reserve(
@@ -283,23 +285,20 @@ export class OpenAiImageBackend implements ImageBackend {
         images.push(...made);
         revisedPrompt ??= response.data?.find((d) => d.revised_prompt)?.revised_prompt;
         reported = { ...reported, ...pick(response) };
-        if (made.length < n) notes.push(`the image service made ${made.length} of the ${n} images asked for`);
+        if (made.length < n) notes.push(note.fewerImages(made.length, n));
       }
       if (failure) {
         if (images.length === 0) throw failure;
-        notes.push(`only ${images.length} of ${request.count} images were made: ${failure.message}`);
+        notes.push(note.partial(images.length, request.count, failure.message));
       }
-      if (images.length === 0)
-        throw new EaselError("provider_unavailable", "The image service answered without any image.");
+      if (images.length === 0) throw new EaselError("provider_unavailable", say.noImage);
 
       const first = images[0] ?? { width: size.width, height: size.height };
       if (reported.size && reported.size !== sizeText(size))
-        notes.push(`the image service made ${reported.size} instead of ${sizeText(size)}`);
-      if (reported.quality && reported.quality !== quality) notes.push(`quality: ${reported.quality}`);
-      notes.push("seed: n/a (OpenAI has no seeds; the same prompt gives different images)");
-      if (costUsd === undefined)
-        notes.push(`no price known for ${model}; set OPENAI_IMAGE_PRICES for a cost estimate`);
-      else notes.push(`estimated cost: $${costUsd.toFixed(3)}`);
+        notes.push(note.otherSize(reported.size, sizeText(size)));
+      if (reported.quality && reported.quality !== quality) notes.push(note.quality(reported.quality));
+      notes.push(note.noSeed);
+      notes.push(costUsd === undefined ? note.noPrice(model) : note.estimatedCost(costUsd));
       return {
         images,
         notes,
@@ -332,17 +331,16 @@ export class OpenAiImageBackend implements ImageBackend {
     const image = await context.loadImage(imageId, as);
     const dims = pngSize(image.data);
     const model = request.model;
-    if (!dims)
-      throw new EaselError("invalid_argument", `the image to vary could not be made a PNG for ${model}`);
+    if (!dims) throw new EaselError("invalid_argument", OPENAI_MESSAGES.sourceNotPng(model));
     if (rules.squareSource && dims.width !== dims.height)
       throw new EaselError(
         "invalid_argument",
-        `${model} varies square images only; this one is ${dims.width}x${dims.height}`,
+        OPENAI_MESSAGES.sourceNotSquare(model, dims.width, dims.height),
       );
     if (image.data.length >= rules.maxSourceBytes)
       throw new EaselError(
         "invalid_argument",
-        `the image to vary is ${(image.data.length / 1e6).toFixed(1)} MB as a PNG; ${model} takes less than ${rules.maxSourceBytes / 1e6} MB`,
+        OPENAI_MESSAGES.sourceTooLarge(image.data.length, model, rules.maxSourceBytes),
       );
     return toFile(image.data, "image.png", { type: "image/png" });
   }
@@ -400,10 +398,7 @@ export class OpenAiImageBackend implements ImageBackend {
     const out: BackendImage[] = [];
     for (const item of response.data ?? []) {
       if (typeof item.b64_json !== "string") {
-        throw new EaselError(
-          "not_supported",
-          `The image service at ${this.host} sent image links instead of image data; it needs to support response_format "b64_json".`,
-        );
+        throw new EaselError("not_supported", OPENAI_MESSAGES.imageLinks(this.host));
       }
       const data = new Uint8Array(Buffer.from(item.b64_json, "base64"));
       const dims = pngSize(data) ?? parseSize(response.size) ?? asked;
@@ -459,7 +454,7 @@ function hostOf(url: string): string {
   try {
     return new URL(url).host;
   } catch {
-    return "the configured server";
+    return OPENAI_MESSAGES.unnamedHost;
   }
 }
 

@@ -1,6 +1,7 @@
 import type OpenAI from "openai";
 import { APIConnectionError, APIError } from "openai";
 import { EaselError } from "../../core/errors.ts";
+import { OPENAI_SETUP_TEXT } from "../../core/messages.ts";
 import { networkFailure } from "../../core/startup.ts";
 import { describeFailure, isModelNotFound, type OpenAiErrorContext, translateOpenAiError } from "./errors.ts";
 
@@ -31,45 +32,26 @@ export async function checkOpenAiSetup(client: OpenAI, ctx: OpenAiErrorContext):
     });
     const shutdown = (info as { shutdown_date?: unknown }).shutdown_date;
     if (typeof shutdown === "string" && shutdown !== "")
-      warnings.push(
-        `OPENAI_IMAGE_MODEL=${ctx.model}: ${ctx.host} says this model shuts down on ${shutdown}; choose another before then.`,
-      );
+      warnings.push(OPENAI_SETUP_TEXT.shutsDown(ctx.model, ctx.host, shutdown));
     return { warnings };
   } catch (err) {
     const translated = translateOpenAiError(err, ctx);
     const detail = describeFailure(translated.cause as Parameters<typeof describeFailure>[0]);
     const status = err instanceof APIError ? err.status : undefined;
-    if (status === 401)
-      throw new EaselError(
-        "config",
-        `OPENAI_API_KEY was refused by ${ctx.host} (${detail}). Set a valid key, or leave OPENAI_API_KEY empty to turn the OpenAI backend off.`,
-        { cause: translated.cause },
-      );
-    if (status === 403)
-      throw new EaselError(
-        "config",
-        `OPENAI_API_KEY has no access to OPENAI_IMAGE_MODEL=${ctx.model} on ${ctx.host} (${detail}).`,
-        { cause: translated.cause },
-      );
-    if (isModelNotFound(err)) {
-      const hint = RETIRED.has(ctx.model)
-        ? ` OpenAI retired ${ctx.model} on 2026-05-12: set OPENAI_IMAGE_MODEL=gpt-image-1, or OPENAI_BASE_URL to a compatible server that still offers it.`
-        : " Set OPENAI_IMAGE_MODEL to a model this server offers (e.g. gpt-image-1).";
-      throw new EaselError(
-        "config",
-        `OPENAI_IMAGE_MODEL=${ctx.model} does not exist on ${ctx.host}.${hint}`,
-        {
-          cause: translated.cause,
-        },
-      );
-    }
+    const say = OPENAI_SETUP_TEXT;
+    const cause = { cause: translated.cause };
+    if (status === 401) throw new EaselError("config", say.keyRefused(ctx.host, detail), cause);
+    if (status === 403) throw new EaselError("config", say.noAccess(ctx.model, ctx.host, detail), cause);
+    if (isModelNotFound(err))
+      throw new EaselError("config", say.modelMissing(ctx.model, ctx.host, RETIRED.has(ctx.model)), cause);
     if (translated.code === "config") throw translated;
+    const why = unreachable(err);
     warnings.push(
       status === 404 || status === 405
-        ? `${ctx.host} has no models endpoint, so OPENAI_IMAGE_MODEL=${ctx.model} was not checked (${detail}).`
-        : unreachable(err)
-          ? `cannot reach OpenAI at ${ctx.host}: ${unreachable(err)} (check the network, or OPENAI_BASE_URL); the OpenAI backend starts anyway, and its jobs retry and report errors.`
-          : `The OpenAI backend could not be checked at start-up (${detail}); jobs will retry and report errors.`,
+        ? say.noModelsEndpoint(ctx.host, ctx.model, detail)
+        : why
+          ? say.unreachable(ctx.host, why)
+          : say.notChecked(detail),
     );
     return { warnings };
   }

@@ -47,24 +47,18 @@ function leafOptions(command: LeafCommand) {
 }
 
 function commandData(command: CommandDefinition): RESTPostAPIApplicationCommandsJSONBody {
-  if (isGroup(command)) {
-    return {
-      type: ApplicationCommandType.ChatInput,
-      name: command.name,
-      description: command.description,
-      options: command.subcommands.map((sub) => ({
-        type: ApplicationCommandOptionType.Subcommand,
-        name: sub.name,
-        description: sub.description,
-        options: leafOptions(sub),
-      })),
-    } as RESTPostAPIApplicationCommandsJSONBody;
-  }
   return {
     type: ApplicationCommandType.ChatInput,
     name: command.name,
     description: command.description,
-    options: leafOptions(command),
+    options: isGroup(command)
+      ? command.subcommands.map((sub) => ({
+          type: ApplicationCommandOptionType.Subcommand,
+          name: sub.name,
+          description: sub.description,
+          options: leafOptions(sub),
+        }))
+      : leafOptions(command),
   } as RESTPostAPIApplicationCommandsJSONBody;
 }
 

@@ -1,6 +1,7 @@
 import { Client, Events, GatewayIntentBits } from "discord.js";
 import type { ContestClock } from "../../core/ballots.ts";
 import type { BotServices } from "../../core/bot-services.ts";
+import { errorText } from "../../core/platform-errors.ts";
 import type { JobRelay } from "../../core/relay.ts";
 import { startupFailure } from "../../core/startup.ts";
 import { TallyBoard } from "../../core/vote-tally.ts";
@@ -61,10 +62,10 @@ export class DiscordBot {
     const interactions = new DiscordInteractions(services, this.outlet, relay, this.tallies);
     this.client.on(Events.InteractionCreate, (interaction) => {
       interactions.handle(interaction).catch((err: unknown) => {
-        this.log(`easel: a Discord interaction failed: ${describe(err)}`);
+        this.log(`easel: a Discord interaction failed: ${errorText(err)}`);
       });
     });
-    this.client.on(Events.Error, (err) => this.log(`easel: Discord client error: ${describe(err)}`));
+    this.client.on(Events.Error, (err) => this.log(`easel: Discord client error: ${errorText(err)}`));
   }
 
   /** Logs in and registers the commands; a refused token or an unreachable Discord is one clear error. */
@@ -102,10 +103,6 @@ export class DiscordBot {
     this.outlet.destroy();
     await this.client.destroy();
   }
-}
-
-function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 /** Where discord.js talks to unless DISCORD_API_BASE says otherwise. */

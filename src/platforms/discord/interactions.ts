@@ -1,18 +1,20 @@
 import {
+  ApplicationCommandOptionType,
   type ButtonInteraction,
   type ChatInputCommandInteraction,
-  type CommandInteractionOption,
   type Interaction,
   type MessageContextMenuCommandInteraction,
   MessageFlags,
   PermissionFlagsBits,
 } from "discord.js";
-import { COMMANDS, type CommandReply, IMAGINE_THIS, isGroup, parseArgs } from "../../../commands/index.ts";
+import { COMMANDS, type CommandReply, IMAGINE_THIS } from "../../../commands/index.ts";
 import type { Actor, BotServices } from "../../core/bot-services.ts";
-import { fullSizeFile } from "../../core/image-files.ts";
-import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
+import { answerCommand } from "../../core/command-answer.ts";
+import { runCommand } from "../../core/command-dispatch.ts";
+import { fitToLimit, fullSizeFile } from "../../core/image-files.ts";
+import { type ImagineQueued, imagine } from "../../core/imagine.ts";
 import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
-import { PendingStatus, pendingStatusOf } from "../../core/pending-status.ts";
+import type { PendingStatus } from "../../core/pending-status.ts";
 import { presentFullSize } from "../../core/presenter.ts";
 import { answerPress } from "../../core/press-answers.ts";
 import type { StatusHandles } from "../../core/relay.ts";
@@ -21,7 +23,7 @@ import { layoutMessage, relabelComponents } from "./layout.ts";
 import {
   DEFAULT_ATTACHMENT_LIMIT,
   type DiscordOutlet,
-  fitToLimit,
+  type InteractionReply,
   isDeadToken,
   type StatusTarget,
 } from "./outlet.ts";
@@ -74,34 +76,12 @@ export class DiscordInteractions {
   }
 
   private async onCommand(interaction: ChatInputCommandInteraction): Promise<void> {
-    const definition = COMMANDS.find((c) => c.name === interaction.commandName);
-    if (!definition) {
-      await this.ephemeral(interaction, BOT_MESSAGES.unknownCommand(interaction.commandName));
-      return;
-    }
-    let options: readonly CommandInteractionOption[] = interaction.options.data;
-    let leaf = definition;
-    if (isGroup(definition)) {
-      const sub = options[0];
-      const found = definition.subcommands.find((s) => s.name === sub?.name);
-      if (!found || !sub) {
-        await this.ephemeral(
-          interaction,
-          BOT_MESSAGES.unknownCommand(`${definition.name} ${sub?.name ?? ""}`),
-        );
-        return;
-      }
-      leaf = found;
-      options = sub.options ?? [];
-    }
-    if (isGroup(leaf)) return;
+    // A group's sub-command is its one option, with the options under it.
+    const [first] = interaction.options.data;
+    const sub = first?.type === ApplicationCommandOptionType.Subcommand ? first : undefined;
+    const options = sub ? (sub.options ?? []) : interaction.options.data;
     const raw = Object.fromEntries(options.map((o) => [o.name, o.value]));
-    const args = parseArgs(leaf.options, raw);
-    if (!args.ok) {
-      await this.ephemeral(interaction, args.reason);
-      return;
-    }
-    const reply = await leaf.handle(args.value as never, {
+    const reply = await runCommand(COMMANDS, interaction.commandName, sub?.name, raw, {
       services: this.services,
       actor: this.actor(interaction),
       eventId: interaction.id,
@@ -117,66 +97,36 @@ export class DiscordInteractions {
     await this.answer(interaction, { kind: "job", outcome });
   }
 
-  /** Lays out a command's reply: a queued job gets a deferred public reply that becomes its status message. */
+  /** A queued job gets a deferred public reply that becomes its status message; an arena's B, a follow-up. */
   private async answer(interaction: Repliable, reply: CommandReply): Promise<void> {
-    if (reply.kind === "text") {
-      await interaction.reply({
-        content: reply.text.slice(0, 2000),
-        allowedMentions: { users: [] },
-        ...(reply.ephemeral ? { flags: MessageFlags.Ephemeral } : {}),
-      });
-      return;
-    }
-    if (reply.kind === "arena") {
-      // A redelivered /compare: its match already has its messages.
-      if (reply.sides[0].duplicate) return;
-      // A's status message is the reply; B's is a follow-up; both become the blind results.
-      const b = new PendingStatus<StatusTarget>(this.handles, reply.sides[1].job.id);
-      try {
-        await this.replyWithJob(interaction, reply.sides[0]);
-      } catch (err) {
-        // B's status message will never be posted: the relay stops holding B's statuses.
-        b.abandon();
-        throw err;
-      }
-      await this.followUpWithJob(interaction, b);
-      await interaction.followUp({ content: reply.text, flags: MessageFlags.Ephemeral });
-      return;
-    }
-    await this.replyWithJob(interaction, reply.outcome);
+    // A redelivered /compare: its match already has its messages.
+    if (reply.kind === "arena" && reply.sides[0].duplicate) return;
+    await answerCommand<StatusTarget>(this.handles, reply, {
+      say: (text, ephemeral) => this.say(interaction, text, ephemeral),
+      openStatus: (outcome, pending, side) =>
+        side === 0
+          ? this.replyWithJob(interaction, outcome, pending)
+          : this.followUpWithJob(interaction, pending),
+      introduce: (text) => this.say(interaction, text, true),
+    });
   }
 
+  /** A queued job whose status message is the interaction's deferred reply; its notes follow, to the member. */
   private async replyWithJob(
     interaction: Repliable,
-    outcome: ImagineOutcome,
-    pending = pendingStatusOf<StatusTarget>(this.handles, outcome),
+    outcome: ImagineQueued,
+    pending: PendingStatus<StatusTarget>,
   ): Promise<void> {
-    if (!outcome.ok) {
-      await this.ephemeral(interaction, outcome.message);
-      return;
-    }
-    // None for a redelivered interaction: its job already has a status message.
-    if (!pending) return;
     await pending.post(async () => {
       // On record before the defer: a crash between the two still finds the reply at the next start.
-      const target = this.outlet.replyStatus(pending.jobId, {
-        channelId: this.channelOf(interaction, pending.jobId),
-        token: interaction.token,
-        createdAt: interaction.createdTimestamp,
-        attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
-      });
+      const target = this.outlet.replyStatus(pending.jobId, this.replyOf(interaction, pending.jobId));
       const response = await interaction.deferReply({ withResponse: true });
       // Discord names the reply's message in the callback's interaction; never record a shared placeholder.
       const messageId = response.interaction.responseMessageId ?? response.resource?.message?.id;
       if (messageId) this.outlet.replyPosted(target, messageId);
       return target;
     });
-    if (outcome.notes.length > 0) {
-      await interaction.followUp({
-        content: outcome.notes.join("\n").slice(0, 2000),
-        flags: MessageFlags.Ephemeral,
-      });
-    }
+    if (outcome.notes.length > 0) await this.say(interaction, outcome.notes.join("\n"), true);
   }
 
   /** A job whose status message is a follow-up of this interaction (upscales, the arena's B side). */
@@ -185,23 +135,23 @@ export class DiscordInteractions {
     pending: PendingStatus<StatusTarget>,
     content: string = MESSAGES.starting,
   ): Promise<void> {
-    await pending.post(() =>
-      this.outlet.followUpStatus(
-        pending.jobId,
-        {
-          interactionId: interaction.id,
-          channelId: this.channelOf(interaction, pending.jobId),
-          token: interaction.token,
-          createdAt: interaction.createdTimestamp,
-          attachmentLimit: interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT,
-        },
-        content,
-      ),
-    );
+    const reply = this.replyOf(interaction, pending.jobId);
+    await pending.post(() => this.outlet.followUpStatus(pending.jobId, reply, content));
   }
 
-  private channelOf(interaction: Repliable, jobId: string): string {
-    return interaction.channelId ?? this.services.jobs.get(jobId)?.request.requester.channelId ?? "";
+  /** The interaction as the outlet records a reply or follow-up of it. */
+  private replyOf(interaction: Repliable, jobId: string): InteractionReply {
+    return {
+      interactionId: interaction.id,
+      channelId: interaction.channelId ?? this.services.jobs.get(jobId)?.request.requester.channelId ?? "",
+      token: interaction.token,
+      createdAt: interaction.createdTimestamp,
+      attachmentLimit: this.attachmentLimit(interaction),
+    };
+  }
+
+  private attachmentLimit(interaction: Repliable): number {
+    return interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT;
   }
 
   /** A press: core decides the answer (core/press-answers.ts); these are Discord's calls for each. */
@@ -216,17 +166,11 @@ export class DiscordInteractions {
       now: Date.now(),
     };
     await answerPress<StatusTarget>(press, {
-      // After a deferred answer (U), what is left to say is a follow-up.
-      tell: (text) =>
-        interaction.deferred || interaction.replied
-          ? interaction
-              .followUp({ content: text.slice(0, 2000), flags: MessageFlags.Ephemeral })
-              .then(() => {})
-          : this.ephemeral(interaction, text),
+      tell: (text) => this.say(interaction, text, true),
       // A vote is acknowledged without a new message; the tally on the message follows within 3 s.
       confirmVote: async (text) => {
         await interaction.deferUpdate();
-        await interaction.followUp({ content: text, flags: MessageFlags.Ephemeral });
+        await this.say(interaction, text, true);
       },
       tally: {
         messageKey: interaction.message.id,
@@ -249,11 +193,10 @@ export class DiscordInteractions {
       showFullSize: async (job, image) => {
         // Acknowledge first: the upload can take longer than Discord's 3 seconds on a slow uplink.
         await interaction.deferReply();
-        const limit = interaction.attachmentSizeLimit || DEFAULT_ATTACHMENT_LIMIT;
         const file = await fullSizeFile(this.services.jobs, job, image);
-        const { fitted } = await fitToLimit(this.services.imaging, [file], limit);
+        const { files } = await fitToLimit(this.services.imaging, [file], this.attachmentLimit(interaction));
         const model = presentFullSize(job, image, interaction.user.id);
-        await interaction.editReply({ ...layoutMessage(model, fitted), allowedMentions: { users: [] } });
+        await interaction.editReply({ ...layoutMessage(model, files), allowedMentions: { users: [] } });
       },
       explain: async (_job, { text, animation }) => {
         await interaction.deferReply({ flags: MessageFlags.Ephemeral });
@@ -265,7 +208,11 @@ export class DiscordInteractions {
     });
   }
 
-  private async ephemeral(interaction: Repliable, text: string): Promise<void> {
-    await interaction.reply({ content: text.slice(0, 2000), flags: MessageFlags.Ephemeral });
+  /** A text to the member: the interaction's reply, or a follow-up once it has one (deferred or replied). */
+  private async say(interaction: Repliable, text: string, ephemeral: boolean): Promise<void> {
+    const content = text.slice(0, 2000);
+    const flags = ephemeral ? { flags: MessageFlags.Ephemeral as const } : {};
+    if (interaction.deferred || interaction.replied) await interaction.followUp({ content, ...flags });
+    else await interaction.reply({ content, allowedMentions: { users: [] }, ...flags });
   }
 }

@@ -9,6 +9,7 @@ import {
 } from "discord.js";
 import type { MessageButton, MessageModel } from "../../core/presenter.ts";
 import { cut } from "../../core/presenter.ts";
+import type { OutgoingFile } from "../../core/relay.ts";
 import type { TallyLabels } from "../../core/vote-tally.ts";
 
 /**
@@ -19,10 +20,7 @@ import type { TallyLabels } from "../../core/vote-tally.ts";
  */
 
 /** A file to attach, already encoded. */
-export interface DiscordFile {
-  name: string;
-  bytes: Uint8Array;
-}
+export type DiscordFile = Pick<OutgoingFile, "filename" | "bytes">;
 
 /** The payload parts discord.js takes for a send, a reply or an edit. */
 export type DiscordPayload = Required<
@@ -50,7 +48,7 @@ export function layoutMessage(model: MessageModel, files: readonly DiscordFile[]
   }
   if (model.footer) embed.setFooter({ text: cut(model.footer, 2048) });
   const shown = files[0];
-  if (shown) embed.setImage(`attachment://${shown.name}`);
+  if (shown) embed.setImage(`attachment://${shown.filename}`);
   const components = model.buttons
     .filter((row) => row.length > 0)
     .slice(0, 5)
@@ -67,7 +65,7 @@ export function layoutMessage(model: MessageModel, files: readonly DiscordFile[]
     content: cut(model.content, 2000),
     embeds: [embed],
     components,
-    files: files.map((f) => new AttachmentBuilder(Buffer.from(f.bytes), { name: f.name })),
+    files: files.map((f) => new AttachmentBuilder(Buffer.from(f.bytes), { name: f.filename })),
   };
 }
 

@@ -1,5 +1,7 @@
 import {
+  type APIMessage,
   type Client,
+  type Collection,
   DiscordAPIError,
   type Message,
   type MessageCreateOptions,
@@ -9,31 +11,32 @@ import {
   WebhookClient,
 } from "discord.js";
 import type { Announcer } from "../../core/ballots.ts";
-import type { BotServices, ImagingPort } from "../../core/bot-services.ts";
+import type { BotServices } from "../../core/bot-services.ts";
 import { encodeButtonId } from "../../core/buttons.ts";
-import { type Delivery, type DeliveryKind, latestPosted } from "../../core/delivery.ts";
+import { type Delivery, type DeliveryKind, latestPosted, recordedStatus } from "../../core/delivery.ts";
 import { DeliveryError } from "../../core/delivery-error.ts";
+import { fitResult } from "../../core/image-files.ts";
 import type { Job } from "../../core/job.ts";
-import { deliverOnce } from "../../core/keyed-delivery.ts";
-import { BOT_MESSAGES, CARD_TEXT } from "../../core/messages.ts";
+import { deliverOnce, lookupFrom } from "../../core/keyed-delivery.ts";
+import { BOT_MESSAGES } from "../../core/messages.ts";
+import { classified, deliveryErrorOf } from "../../core/platform-errors.ts";
 import type { MessageModel } from "../../core/presenter.ts";
 import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
+import { SharedClients } from "../../core/shared-clients.ts";
 import type { Ballot } from "../../core/voting.ts";
 import { type DiscordFile, type DiscordPayload, layoutMessage } from "./layout.ts";
 
 /**
  * Where a Discord job's messages go. While the interaction token lives (15 minutes, less a margin) the status
- * message is the interaction's reply, edited through its webhook; after that (or on 401 / 50027) easel posts
- * a normal channel message that mentions the requester and edits that instead, and never retries a dead
- * token. The relay owns each job's handle on its status message (a StatusTarget): the adapter binds the one
- * `replyStatus` or `followUpStatus` made once Discord answered (core/pending-status.ts), and a job taken over
- * at start-up finds it in the deliveries log.
+ * message is the interaction's reply, edited through its webhook; after that (or on 401 / 50027) it goes on in
+ * a channel message that mentions the requester, and a dead token is never tried again. The relay owns each
+ * job's handle (a StatusTarget, bound once Discord answered: core/pending-status.ts); a job taken over at
+ * start-up finds it in the deliveries log.
  *
- * Edits are idempotent; a new message is not. Every new message (a channel message, a follow-up, a DM) takes
- * core's keyed path (core/keyed-delivery.ts): a channel message carries its delivery key as its nonce with
- * enforce_nonce, so Discord itself answers a repeat within a few minutes with the message already made, and is
- * looked for among the channel's recent messages. Follow-ups have no nonce: they go through a webhook client
- * that never retries on its own, and are looked up by their interaction.
+ * Every new message takes core's keyed path (core/keyed-delivery.ts): a channel message carries its delivery
+ * key as its nonce with enforce_nonce (Discord itself answers a repeat within a few minutes with the message
+ * already made) and is looked for among the channel's recent messages; a follow-up has no nonce, goes through
+ * a webhook client that never retries on its own, and is looked up by its interaction.
  */
 
 /** Interaction tokens live 15 minutes; stop using one a little before, so an edit never races its death. */
@@ -47,8 +50,6 @@ const DEAD_TOKEN_CODES = new Set([50027, 10015]);
 const UNKNOWN_MESSAGE = 10008;
 /** The webhook's name for an interaction's reply, before (or without) its id. */
 const ORIGINAL = "@original";
-/** How far before a delivery key was recorded its message may be (clocks differ). */
-const LOOKUP_MARGIN_MS = 60_000;
 /** How many recent channel messages a lookup reads (one page). */
 const LOOKUP_LIMIT = 50;
 
@@ -63,18 +64,8 @@ export interface StatusTarget {
   deliveryId: number;
 }
 
-/** What an interaction handler knows of the reply that is a job's status message. */
-export interface ReplyInput {
-  channelId: string;
-  /** The reply's message id; before Discord has answered the defer, "@original" (the webhook's name for it). */
-  messageId?: string;
-  token: string;
-  createdAt: number;
-  attachmentLimit: number;
-}
-
-/** The interaction a follow-up status message belongs to. */
-export interface FollowUpInput {
+/** The interaction whose reply, or follow-up, is a job's status message. */
+export interface InteractionReply {
   interactionId: string;
   channelId: string;
   token: string;
@@ -90,12 +81,18 @@ export interface DiscordOutletOptions {
 }
 
 export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
-  /** Webhook clients by interaction token: edits (idempotent, retried by discord.js). */
-  private readonly webhooks = new Map<string, WebhookClient>();
-  /** Webhook clients that never retry: for follow-ups, which a retry after a lost answer would post twice. */
-  private readonly senders = new Map<string, WebhookClient>();
-  /** The jobs whose status messages use each token (an arena's two sides share one): clients close after the last. */
-  private readonly tokenJobs = new Map<string, Set<string>>();
+  /**
+   * Webhook clients by interaction token: "edits" (idempotent, retried by discord.js), and "sends", which never
+   * retries: for follow-ups, which a retry after a lost answer would post twice.
+   */
+  private readonly tokens = new SharedClients<WebhookClient, "edits" | "sends">(
+    (token, use) => {
+      const api = this.options.apiBase ? { api: this.options.apiBase } : {};
+      const rest = use === "sends" ? { ...api, retries: 0 } : api;
+      return new WebhookClient({ id: this.options.applicationId(), token }, { rest });
+    },
+    (webhook) => webhook.destroy(),
+  );
 
   constructor(
     private readonly client: Client,
@@ -108,28 +105,28 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   }
 
   /**
-   * Records the interaction's reply as the job's status message, and answers the relay's handle on it. Called
-   * before the reply is deferred: a crash between the defer and its answer still leaves the reply on record, so
-   * the next start edits it ("@original") instead of leaving the member's "thinking…" unresolved; a reply that
-   * never reached Discord answers 10008 to that edit, and the job goes on in a channel message.
+   * Records the interaction's reply as the job's status message; answers the relay's handle on it. Called before
+   * the defer: after a crash between the two the next start edits the reply ("@original") instead of leaving
+   * "thinking…" unresolved; a reply that never reached Discord answers 10008, and the job goes on in the channel.
    */
-  replyStatus(jobId: string, input: ReplyInput): StatusTarget {
-    const messageId = input.messageId ?? ORIGINAL;
+  replyStatus(jobId: string, input: InteractionReply, messageId?: string): StatusTarget {
+    const expiresAt = input.createdAt + TOKEN_LIFETIME_MS;
     const delivery = this.services.deliveries.recordDelivery({
       jobId,
       platform: "discord",
       kind: "status",
       channelId: input.channelId,
-      ...(input.messageId ? { messageId: input.messageId } : {}),
+      ...(messageId ? { messageId } : {}),
       replyToken: input.token,
-      replyExpiresAt: input.createdAt + TOKEN_LIFETIME_MS,
+      replyExpiresAt: expiresAt,
     });
-    this.useToken(input.token, jobId);
+    this.tokens.use(input.token, jobId);
     return {
       channelId: input.channelId,
-      messageId,
+      // Before Discord has answered the defer, the reply is "@original" (the webhook's name for it).
+      messageId: messageId ?? ORIGINAL,
       token: input.token,
-      expiresAt: input.createdAt + TOKEN_LIFETIME_MS,
+      expiresAt,
       attachmentLimit: input.attachmentLimit,
       deliveryId: delivery.id,
     };
@@ -141,30 +138,35 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     this.services.deliveries.updateDelivery(target.deliveryId, { messageId });
   }
 
-  /**
-   * Posts a job's status message as a follow-up of `interaction` (upscales, the arena's B side), once by its
-   * delivery key: a follow-up has no nonce, so after an error the channel is searched for the interaction's
-   * follow-up before anything is posted again.
-   */
-  async followUpStatus(jobId: string, interaction: FollowUpInput, content: string): Promise<StatusTarget> {
+  /** A job's status message as a follow-up of `interaction` (upscales, the arena's B side), once by its key. */
+  async followUpStatus(jobId: string, interaction: InteractionReply, content: string): Promise<StatusTarget> {
     const { row } = await deliverOnce(
       this.services.deliveries,
       { jobId, platform: "discord", kind: "status", channelId: interaction.channelId },
       {
         make: async () =>
-          (await this.sender(interaction.token).send({ content, allowedMentions: { users: [] } })).id,
-        find: async (_key, row) => (await this.findFollowUp(interaction, content, row))?.id,
+          (
+            await this.tokens
+              .get(interaction.token, "sends")
+              .send({ content, allowedMentions: { users: [] } })
+          ).id,
+        find: async (_key, row) => {
+          const recent = await this.recent(await this.channel(interaction.channelId), row);
+          return recent.find(
+            (m) => m.interactionMetadata?.id === interaction.interactionId && m.content === content,
+          )?.id;
+        },
         classify,
       },
       { resume: false, log: this.options.log },
     );
-    return this.replyStatus(jobId, { ...interaction, messageId: row.messageId });
+    return this.replyStatus(jobId, interaction, row.messageId);
   }
 
   recorded(job: Job): StatusTarget | undefined {
-    const recorded = latestPosted(this.services.deliveries, job.id, "status") ?? this.unansweredReply(job.id);
+    const recorded = recordedStatus(this.services.deliveries, job.id, ORIGINAL);
     if (!recorded) return undefined;
-    if (recorded.replyToken) this.useToken(recorded.replyToken, job.id);
+    if (recorded.replyToken) this.tokens.use(recorded.replyToken, job.id);
     return {
       channelId: recorded.channelId,
       messageId: recorded.messageId,
@@ -175,19 +177,10 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     };
   }
 
-  /** A reply recorded before its defer whose answer never came (the process died): edited as "@original". */
-  private unansweredReply(jobId: string): (Delivery & { messageId: string }) | undefined {
-    const reply = this.services.deliveries
-      .deliveriesForJob(jobId, "status")
-      .filter((d) => d.messageId === undefined && d.replyToken !== undefined)
-      .at(-1);
-    return reply ? { ...reply, messageId: ORIGINAL } : undefined;
-  }
-
   async status(job: Job, target: StatusTarget, model: MessageModel): Promise<StatusTarget | undefined> {
     const files: DiscordFile[] = [];
     if (model.preview)
-      files.push({ name: "preview.png", bytes: await this.services.imaging.png(model.preview) });
+      files.push({ filename: "preview.png", bytes: await this.services.imaging.png(model.preview) });
     return this.edit(job, target, layoutMessage(model, files));
   }
 
@@ -199,17 +192,8 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   ): Promise<void> {
     if (this.alreadyPosted(job.id, "result")) return;
     const limit = target?.attachmentLimit ?? DEFAULT_ATTACHMENT_LIMIT;
-    const { fitted, shrunk } = await fitToLimit(this.services.imaging, files, limit);
-    const shown: MessageModel = shrunk
-      ? {
-          ...model,
-          fields: [
-            ...model.fields,
-            { name: CARD_TEXT.fields.note, value: BOT_MESSAGES.attachmentScaled(limit), inline: false },
-          ],
-        }
-      : model;
-    await this.post(job, "result", target, layoutMessage(shown, fitted));
+    const fitted = await fitResult(this.services.imaging, model, files, limit);
+    await this.post(job, "result", target, layoutMessage(fitted.model, fitted.files));
   }
 
   async failure(job: Job, target: StatusTarget | undefined, model: MessageModel): Promise<void> {
@@ -220,18 +204,13 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   /** A DM to the requester (Discord has no ephemeral message outside an interaction). */
   async undeliverable(job: Job, model: MessageModel): Promise<void> {
     if (this.alreadyPosted(job.id, "notice")) return;
-    let dm: SendableChannels;
-    try {
-      dm = await this.client.users.createDM(job.request.requester.userId);
-    } catch (err) {
-      throw classify(err);
-    }
+    const dm = await classified(classify, () => this.client.users.createDM(job.request.requester.userId));
     await this.sendOnce(job.id, "notice", dm, { ...layoutMessage(model), allowedMentions: { users: [] } });
   }
 
   /**
-   * A job's last message: the status message edited into it while the token lives, else a new channel
-   * message that mentions the requester (an edit would not notify them), sent once by its delivery key.
+   * A job's last message: the reply edited into it while the token lives, else a channel message that
+   * mentions the requester (an edit would not notify them).
    */
   private async post(
     job: Job,
@@ -239,19 +218,16 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     target: StatusTarget | undefined,
     payload: DiscordPayload,
   ): Promise<void> {
-    if (target && this.tokenAlive(target)) {
-      try {
-        const message = await this.webhook(target.token as string).editMessage(target.messageId, {
-          ...payload,
-          attachments: [],
-        });
-        this.record(job.id, kind, target.channelId, message.id);
-        return;
-      } catch (err) {
-        if (!isGoneReply(err)) throw classify(err);
-        // The relay's handle says so from now on: no later call tries this token again.
-        target.expiresAt = 0;
-      }
+    const edited = target && (await this.editReply(target, { ...payload, attachments: [] }));
+    if (target && edited) {
+      this.services.deliveries.recordDelivery({
+        jobId: job.id,
+        platform: "discord",
+        kind,
+        channelId: target.channelId,
+        messageId: edited.id,
+      });
+      return;
     }
     const channelId = target?.channelId ?? job.request.requester.channelId;
     const channel = await this.channel(channelId);
@@ -264,10 +240,7 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     if (target && !target.token) await channel.messages.delete(target.messageId).catch(() => undefined);
   }
 
-  /**
-   * Sends a new message once per delivery key (core/keyed-delivery.ts): the key as the nonce with
-   * enforce_nonce, looked for among the channel's recent messages. Answers the message's id.
-   */
+  /** Sends a new message once per delivery key (its nonce); answers the message's id. */
   private async sendOnce(
     jobId: string,
     kind: DeliveryKind,
@@ -279,7 +252,15 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
       { jobId, platform: "discord", kind, channelId: channel.id },
       {
         make: async (key) => (await channel.send({ ...payload, nonce: key, enforceNonce: true })).id,
-        find: async (key, row) => (await this.findByKey(channel, row, key))?.id,
+        find: async (key, row) => {
+          // Its nonce (Discord echoes it where it keeps it), or for a result the job's own delete button.
+          const me = this.client.user?.id;
+          const deleteButton = encodeButtonId({ action: "delete", jobId: row.jobId });
+          const mine = (await this.recent(channel, row)).filter((m) => m.author.id === me);
+          return mine.find(
+            (m) => m.nonce === key || (row.kind === "result" && carriesButton(m, deleteButton)),
+          )?.id;
+        },
         classify,
       },
       // An interaction's reply recorded before its defer (it has the token) is not a keyed post to take over.
@@ -288,48 +269,10 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     return row.messageId;
   }
 
-  /**
-   * The message a delivery key stands for, among the channel's recent messages by this bot: its nonce (Discord
-   * echoes it where it keeps it), or for a result the job's own delete button, which only its result carries.
-   */
-  private async findByKey(
-    channel: SendableChannels,
-    row: Delivery,
-    key: string,
-  ): Promise<Message | undefined> {
-    const after = SnowflakeUtil.generate({
-      timestamp: Math.max(0, row.createdAt - LOOKUP_MARGIN_MS),
-    }).toString();
-    let recent: Iterable<Message>;
-    try {
-      recent = (await channel.messages.fetch({ limit: LOOKUP_LIMIT, after })).values();
-    } catch (err) {
-      throw classify(err);
-    }
-    const me = this.client.user?.id;
-    const deleteButton = encodeButtonId({ action: "delete", jobId: row.jobId });
-    for (const message of recent) {
-      if (message.author.id !== me) continue;
-      if (message.nonce === key) return message;
-      if (row.kind === "result" && carriesButton(message, deleteButton)) return message;
-    }
-    return undefined;
-  }
-
-  /** The follow-up an interaction made with this content, among the channel's recent messages. */
-  private async findFollowUp(
-    interaction: FollowUpInput,
-    content: string,
-    row: Delivery,
-  ): Promise<Message | undefined> {
-    const channel = await this.channel(interaction.channelId);
-    const after = SnowflakeUtil.generate({
-      timestamp: Math.max(0, row.createdAt - LOOKUP_MARGIN_MS),
-    }).toString();
-    const recent = await channel.messages.fetch({ limit: LOOKUP_LIMIT, after });
-    return recent.find(
-      (m) => m.interactionMetadata?.id === interaction.interactionId && m.content === content,
-    );
+  /** The channel's messages since a little before `row` was recorded (one page), to look a post up in. */
+  private async recent(channel: SendableChannels, row: Delivery): Promise<Collection<string, Message>> {
+    const after = SnowflakeUtil.generate({ timestamp: lookupFrom(row) }).toString();
+    return classified(classify, () => channel.messages.fetch({ limit: LOOKUP_LIMIT, after }));
   }
 
   /** A contest's or match's closing message in its channel, by its delivery key (recorded as the job's announcement). */
@@ -341,47 +284,22 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
   ): Promise<void> {
     const channel = await this.channel(ballot.channelId);
     await this.sendOnce(recordAs, "announcement", channel, {
-      ...layoutMessage(
-        model,
-        files.map((f) => ({ name: f.filename, bytes: f.bytes })),
-      ),
+      ...layoutMessage(model, files),
       allowedMentions: { users: ballot.ownerId ? [ballot.ownerId] : [] },
     });
   }
 
   release(jobId: string, target: StatusTarget | undefined): void {
-    const token = target?.token;
-    if (!token) return;
-    const jobs = this.tokenJobs.get(token);
-    jobs?.delete(jobId);
-    if (jobs && jobs.size > 0) return;
-    this.tokenJobs.delete(token);
-    this.webhooks.get(token)?.destroy();
-    this.webhooks.delete(token);
-    this.senders.get(token)?.destroy();
-    this.senders.delete(token);
+    if (target?.token) this.tokens.release(target.token, jobId);
   }
 
   /** Closes the webhook clients. */
   destroy(): void {
-    for (const webhook of [...this.webhooks.values(), ...this.senders.values()]) webhook.destroy();
-    this.webhooks.clear();
-    this.senders.clear();
-    this.tokenJobs.clear();
-  }
-
-  private useToken(token: string, jobId: string): void {
-    const jobs = this.tokenJobs.get(token) ?? new Set<string>();
-    jobs.add(jobId);
-    this.tokenJobs.set(token, jobs);
+    this.tokens.closeAll();
   }
 
   private alreadyPosted(jobId: string, kind: DeliveryKind): boolean {
     return latestPosted(this.services.deliveries, jobId, kind) !== undefined;
-  }
-
-  private record(jobId: string, kind: "result" | "failure", channelId: string, messageId: string): void {
-    this.services.deliveries.recordDelivery({ jobId, platform: "discord", kind, channelId, messageId });
   }
 
   private tokenAlive(target: StatusTarget): boolean {
@@ -395,15 +313,7 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
     payload: DiscordPayload,
   ): Promise<StatusTarget | undefined> {
     const edit: MessageEditOptions = { ...payload, attachments: [] };
-    if (this.tokenAlive(target)) {
-      try {
-        await this.webhook(target.token as string).editMessage(target.messageId, edit);
-        return undefined;
-      } catch (err) {
-        if (!isGoneReply(err)) throw classify(err);
-        target.expiresAt = 0;
-      }
-    }
+    if (await this.editReply(target, edit)) return undefined;
     if (target.token) {
       // The reply can no longer be edited: carry on in a channel message that mentions the requester.
       const channel = await this.channel(target.channelId);
@@ -420,67 +330,29 @@ export class DiscordOutlet implements JobOutlet<StatusTarget>, Announcer {
       };
     }
     const channel = await this.channel(target.channelId);
-    try {
-      await channel.messages.edit(target.messageId, edit);
-    } catch (err) {
-      throw classify(err);
-    }
+    await classified(classify, () => channel.messages.edit(target.messageId, edit));
     return undefined;
   }
 
-  private webhook(token: string): WebhookClient {
-    return this.webhookIn(this.webhooks, token, {});
-  }
-
-  private sender(token: string): WebhookClient {
-    return this.webhookIn(this.senders, token, { retries: 0 });
-  }
-
-  private webhookIn(
-    clients: Map<string, WebhookClient>,
-    token: string,
-    rest: { retries?: number },
-  ): WebhookClient {
-    let webhook = clients.get(token);
-    if (!webhook) {
-      const api = this.options.apiBase ? { api: this.options.apiBase } : {};
-      webhook = new WebhookClient({ id: this.options.applicationId(), token }, { rest: { ...api, ...rest } });
-      clients.set(token, webhook);
+  /** Edits the interaction's reply while its token lives; undefined once it cannot (the token is dead). */
+  private async editReply(target: StatusTarget, edit: MessageEditOptions): Promise<APIMessage | undefined> {
+    if (!this.tokenAlive(target)) return undefined;
+    try {
+      return await this.tokens.get(target.token as string, "edits").editMessage(target.messageId, edit);
+    } catch (err) {
+      if (!isGoneReply(err)) throw classify(err);
+      // The relay's handle says so from now on: no later call tries this token again.
+      target.expiresAt = 0;
+      return undefined;
     }
-    return webhook;
   }
 
   private async channel(channelId: string): Promise<SendableChannels> {
-    let channel: Awaited<ReturnType<Client["channels"]["fetch"]>>;
-    try {
-      channel = await this.client.channels.fetch(channelId);
-    } catch (err) {
-      throw classify(err);
-    }
-    if (!channel?.isSendable()) {
+    const channel = await classified(classify, () => this.client.channels.fetch(channelId));
+    if (!channel?.isSendable())
       throw new DeliveryError(BOT_MESSAGES.deliveryChannelGone, { permanent: true });
-    }
     return channel;
   }
-}
-
-/** Files within an upload limit: each one over it re-encoded smaller; `shrunk` says whether any was. */
-export async function fitToLimit(
-  imaging: Pick<ImagingPort, "fit">,
-  files: readonly OutgoingFile[],
-  limit: number,
-): Promise<{ fitted: DiscordFile[]; shrunk: boolean }> {
-  let shrunk = false;
-  const fitted: DiscordFile[] = [];
-  for (const file of files) {
-    let bytes = file.bytes;
-    if (bytes.length > limit) {
-      bytes = await imaging.fit(bytes, limit);
-      shrunk = true;
-    }
-    fitted.push({ name: file.filename, bytes });
-  }
-  return { fitted, shrunk };
 }
 
 /** 401 / 50027 (Invalid Webhook Token), 10015 (Unknown Webhook): the interaction token is dead. */
@@ -509,13 +381,11 @@ const PERMANENT_CODES: ReadonlyMap<number, string> = new Map([
 
 /** discord.js's error as the delivery machine's: permanent for the codes above, transient otherwise. */
 export function classify(err: unknown): DeliveryError {
-  if (err instanceof DeliveryError) return err;
-  if (err instanceof DiscordAPIError && typeof err.code === "number") {
-    const why = PERMANENT_CODES.get(err.code);
-    if (why) return new DeliveryError(why, { permanent: true, cause: err });
-  }
-  const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new DeliveryError(`Discord did not take the message (${what})`, { permanent: false, cause: err });
+  return deliveryErrorOf({ service: "Discord", codeOf: discordCode, permanent: PERMANENT_CODES }, err);
+}
+
+function discordCode(err: unknown): number | undefined {
+  return err instanceof DiscordAPIError && typeof err.code === "number" ? err.code : undefined;
 }
 
 /** Whether a message has a button with this custom id. */

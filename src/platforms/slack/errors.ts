@@ -1,5 +1,6 @@
 import { DeliveryError } from "../../core/delivery-error.ts";
 import { BOT_MESSAGES } from "../../core/messages.ts";
+import { deliveryErrorOf, errorText } from "../../core/platform-errors.ts";
 
 /** @slack/web-api's errors, translated once: Slack's error codes, what they mean for a post, and for a token. */
 
@@ -31,12 +32,13 @@ const PERMANENT_CODES: ReadonlyMap<string, string> = new Map([
 
 /** @slack/web-api's error as the delivery machine's: permanent for the codes above, transient otherwise. */
 export function classify(err: unknown): DeliveryError {
-  if (err instanceof DeliveryError) return err;
-  const code = slackErrorCode(err);
-  const why = code === undefined ? undefined : PERMANENT_CODES.get(code);
-  if (why) return new DeliveryError(why, { permanent: true, cause: err });
-  const what = code ?? (err instanceof Error ? `${err.name}: ${err.message}` : String(err));
-  return new DeliveryError(`Slack did not take the message (${what})`, { permanent: false, cause: err });
+  const codes = {
+    service: "Slack",
+    codeOf: slackErrorCode,
+    permanent: PERMANENT_CODES,
+    describe: describeSlackError,
+  };
+  return deliveryErrorOf(codes, err);
 }
 
 /** Slack's answers that mean "this token is not accepted" (as opposed to a network failure). */
@@ -58,7 +60,5 @@ export function slackRefusal(err: unknown): string | undefined {
 
 /** An error as one log line: Slack's code when it has one. */
 export function describeSlackError(err: unknown): string {
-  const code = slackErrorCode(err);
-  if (code) return code;
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+  return slackErrorCode(err) || errorText(err);
 }

@@ -1,6 +1,6 @@
 import { webApi } from "@slack/bolt";
 import type { Delivery, DeliveryInput, DeliveryLog } from "../../core/delivery.ts";
-import { deliverOnce, type KeyedOutcome } from "../../core/keyed-delivery.ts";
+import { deliverOnce, type KeyedOutcome, lookupFrom } from "../../core/keyed-delivery.ts";
 import type { SlackMessage } from "./blocks.ts";
 import { classify } from "./errors.ts";
 import { slackLogger } from "./logger.ts";
@@ -16,8 +16,6 @@ import { slackLogger } from "./logger.ts";
 
 /** The metadata event type easel's messages carry their delivery key in. */
 export const DELIVERY_EVENT_TYPE = "easel_delivery";
-/** How far before a delivery key was recorded its message may be (clocks differ). */
-const LOOKUP_MARGIN_MS = 60_000;
 /** How many messages one lookup reads (one page). */
 const LOOKUP_LIMIT = 200;
 
@@ -32,6 +30,9 @@ export interface KeyedPostOptions {
   resume: boolean;
 }
 
+/** A post's delivery row as Slack's posts record it. */
+export type SlackDelivery = Omit<DeliveryInput, "platform">;
+
 export class KeyedPosts {
   constructor(
     /** For lookups: reads, which may be retried. */
@@ -43,10 +44,10 @@ export class KeyedPosts {
   ) {}
 
   /** chat.postMessage in `input.channelId`, once by its delivery key; answers the message's ts. */
-  message(input: DeliveryInput, message: SlackMessage, options: KeyedPostOptions): Promise<KeyedOutcome> {
+  message(input: SlackDelivery, message: SlackMessage, options: KeyedPostOptions): Promise<KeyedOutcome> {
     return deliverOnce(
       this.deliveries,
-      input,
+      { ...input, platform: "slack" },
       {
         make: async (key, row) => {
           const posted = await this.once.chat.postMessage({
@@ -72,14 +73,14 @@ export class KeyedPosts {
    * its delivery key; answers the first file's id.
    */
   upload(
-    input: DeliveryInput,
+    input: SlackDelivery,
     files: readonly UploadFile[],
     comment: string,
     options: KeyedPostOptions,
   ): Promise<KeyedOutcome> {
     return deliverOnce(
       this.deliveries,
-      input,
+      { ...input, platform: "slack" },
       {
         make: async (key, row) => {
           const answer = (await this.once.files.uploadV2({
@@ -149,7 +150,7 @@ function keyedName(filename: string, key: string): string {
 
 /** The oldest ts a message with this row's key can have. */
 function oldest(row: Delivery): string {
-  return ((row.createdAt - LOOKUP_MARGIN_MS) / 1000).toFixed(6);
+  return (lookupFrom(row) / 1000).toFixed(6);
 }
 
 /** The delivery key in a message's metadata, if easel put one there. */

@@ -7,27 +7,23 @@ import type { Explanation } from "../../core/explain.ts";
 import { fullSizeFile } from "../../core/image-files.ts";
 import type { Job } from "../../core/job.ts";
 import type { PendingStatus } from "../../core/pending-status.ts";
+import { classified } from "../../core/platform-errors.ts";
 import { type MessageModel, presentFullSize } from "../../core/presenter.ts";
 import type { JobOutlet, OutgoingFile } from "../../core/relay.ts";
 import type { TallyLabels } from "../../core/vote-tally.ts";
 import type { Ballot } from "../../core/voting.ts";
 import { layoutBlocks, relabelBlocks, type SlackMessage, toMrkdwn } from "./blocks.ts";
 import { classify, describeSlackError } from "./errors.ts";
-import { KeyedPosts, noRetryClient } from "./keyed-posts.ts";
+import { KeyedPosts, noRetryClient, type UploadFile } from "./keyed-posts.ts";
 import { RESPONSE_URL_TTL_MS, type ReplySender, type ReplyTarget } from "./replies.ts";
 
 /**
  * Where a Slack job's messages go. Each job has one status message in its channel, posted with the bot token
- * right after the ack and edited with chat.update as the job waits and renders (the relay keeps edits to one
- * per 2 s, and owns the handle on the message: a StatusTarget, bound once chat.postMessage answered). The
- * result is uploaded with files.uploadV2 into that message's thread (the reply mentions the requester, which
- * notifies them), then the status message itself becomes the result card: settings, the prompt to rerun, and
- * the buttons. A failure turns the card into the failure, and the requester is told ephemerally (response_url
- * while it lasts, else the bot token). A result that can never be posted is told to the requester in a DM.
- *
- * Edits are idempotent; new messages and uploads are not: they take the keyed path (keyed-posts.ts), looked up
- * before they are repeated. An ephemeral cannot be looked up: the failure's is recorded before it is shown,
- * and shown at most once.
+ * right after the ack and edited with chat.update (the relay owns the handle: a StatusTarget). The result is
+ * uploaded into that message's thread (mentioning the requester, which notifies them), then the status message
+ * becomes the result card. A failure turns the card into the failure and is told to the requester ephemerally;
+ * a result that can never be posted is told in a DM. New messages and uploads take the keyed path
+ * (keyed-posts.ts); an ephemeral cannot be looked up, so the failure's is recorded first and shown at most once.
  */
 
 /** A job's status message: the relay's handle on it (its fields are this outlet's to change). */
@@ -126,18 +122,13 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     if (files.length > 0 && !latestPosted(this.services.deliveries, job.id, "result")) {
       // The images go into the status message's thread, with the card's content line (the mention) only.
       const comment = layoutBlocks({ ...model, title: "", fields: [], buttons: [] }).text;
-      await this.posts.upload(
-        {
-          jobId: job.id,
-          platform: "slack",
-          kind: "result",
-          channelId: target.channelId,
-          threadId: target.ts,
-        },
-        files,
-        comment,
-        { resume: true },
-      );
+      const input = {
+        jobId: job.id,
+        kind: "result",
+        channelId: target.channelId,
+        threadId: target.ts,
+      } as const;
+      await this.posts.upload(input, files, comment, { resume: true });
     }
     await this.update(target, card);
   }
@@ -176,12 +167,8 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
    */
   async undeliverable(job: Job, model: MessageModel): Promise<void> {
     if (latestPosted(this.services.deliveries, job.id, "notice")) return;
-    const userId = job.request.requester.userId;
-    await this.posts.message(
-      { jobId: job.id, platform: "slack", kind: "notice", channelId: userId },
-      layoutBlocks(model),
-      { resume: true },
-    );
+    const input = { jobId: job.id, kind: "notice", channelId: job.request.requester.userId } as const;
+    await this.posts.message(input, layoutBlocks(model), { resume: true });
   }
 
   /**
@@ -195,12 +182,7 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     recordAs: string,
   ): Promise<void> {
     const card = layoutBlocks(model);
-    const input = {
-      jobId: recordAs,
-      platform: "slack",
-      kind: "announcement" as const,
-      channelId: ballot.channelId,
-    };
+    const input = { jobId: recordAs, kind: "announcement", channelId: ballot.channelId } as const;
     if (files.length > 0) await this.posts.upload(input, files, card.text, { resume: true });
     else await this.posts.message(input, card, { resume: true });
   }
@@ -208,29 +190,24 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
   /** U: one image of `job` alone at full size, in the result's thread, mentioning the presser; once per press. */
   async postFullSize(job: Job, image: StoredImage, presserId: string, on: PressedMessage): Promise<void> {
     const file = await fullSizeFile(this.services.jobs, job, image);
-    const comment = toMrkdwn(presentFullSize(job, image, presserId).content);
-    await this.posts.upload(
-      { jobId: job.id, platform: "slack", kind: "image", channelId: on.channelId, threadId: on.threadTs },
-      [file],
-      comment,
-      { resume: false },
-    );
+    await this.postInThread(job, "image", on, file, presentFullSize(job, image, presserId).content);
   }
 
   /** "How it was made" with its animation, in the result's thread (a file cannot be ephemeral); once per press. */
   async postExplanation(job: Job, explanation: Required<Explanation>, on: PressedMessage): Promise<void> {
-    await this.posts.upload(
-      {
-        jobId: job.id,
-        platform: "slack",
-        kind: "explanation",
-        channelId: on.channelId,
-        threadId: on.threadTs,
-      },
-      [explanation.animation],
-      toMrkdwn(explanation.text),
-      { resume: false },
-    );
+    await this.postInThread(job, "explanation", on, explanation.animation, explanation.text);
+  }
+
+  /** A press's file with `text`, in the pressed message's thread: a new post for every press. */
+  private async postInThread(
+    job: Job,
+    kind: "image" | "explanation",
+    on: PressedMessage,
+    file: UploadFile,
+    text: string,
+  ): Promise<void> {
+    const input = { jobId: job.id, kind, channelId: on.channelId, threadId: on.threadTs };
+    await this.posts.upload(input, [file], toMrkdwn(text), { resume: false });
   }
 
   /** The message's vote buttons relabelled with new counts (an edit: idempotent). */
@@ -266,7 +243,6 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     const { row, found } = await this.posts.message(
       {
         jobId,
-        platform: "slack",
         kind: "status",
         channelId,
         ...(reply?.responseUrl
@@ -292,16 +268,8 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
   private async update(target: StatusTarget, message: SlackMessage): Promise<void> {
     const shown = JSON.stringify(message);
     if (target.shown === shown) return;
-    try {
-      await this.client.chat.update({
-        channel: target.channelId,
-        ts: target.ts,
-        text: message.text,
-        blocks: message.blocks,
-      });
-    } catch (err) {
-      throw classify(err);
-    }
+    const update = { channel: target.channelId, ts: target.ts, text: message.text, blocks: message.blocks };
+    await classified(classify, () => this.client.chat.update(update));
     target.shown = shown;
   }
 }

@@ -1,13 +1,13 @@
 import type { types, webApi } from "@slack/bolt";
-import { ExpiringMap } from "../../core/expiring-map.ts";
+import { ReplyTokenUses } from "../../core/reply-token-uses.ts";
 
 /**
  * Ephemeral answers to one member after the ack. Slack gives each command and interaction a response_url that
  * needs no bot token and works even where the bot is not a member, but only 5 times within 30 minutes. easel
- * counts the uses of each URL in this process and stops a minute early; past its limits, or when Slack refuses
- * a post (used_url, expired_url, a restart lost the count), the answer goes out with the bot token
- * (chat.postEphemeral) instead, once, never in a retry loop. An answer that must show at most once (a failure,
- * recorded before it is shown) goes through a client that does not retry a lost answer either.
+ * counts the uses of each URL in this process and stops a minute early (core/reply-token-uses.ts); past its
+ * limits, or when Slack refuses a post (used_url, expired_url, a restart lost the count), the answer goes out
+ * with the bot token (chat.postEphemeral) instead, once, never in a retry loop. An answer that must show at most
+ * once (a failure, recorded before it is shown) goes through a client that does not retry a lost answer either.
  */
 
 /** Uses Slack allows one response_url. */
@@ -18,12 +18,7 @@ export const RESPONSE_URL_TTL_MS = 30 * 60_000;
 const RESPONSE_URL_MARGIN_MS = 60_000;
 /** One post to a response_url may take this long. */
 const RESPONSE_URL_TIMEOUT_MS = 10_000;
-/**
- * At most this many URLs are tracked. Past it the oldest are forgotten even while they live: a forgotten
- * URL's uses start again from 0, and if Slack then refuses a sixth use the answer goes out with the bot token,
- * as it does for a URL whose count a restart lost. Only a burst of this many commands within 30 minutes gets
- * there.
- */
+/** At most this many URLs are tracked: only a burst of this many commands within 30 minutes gets there. */
 export const RESPONSE_URL_MAX_TRACKED = 10_000;
 
 /** Where an answer to one member goes. */
@@ -58,61 +53,36 @@ export interface ReplyContent {
   threadTs?: string;
 }
 
-interface UrlUse {
-  uses: number;
-  issuedAt: number;
-  /** Slack refused it: do not try again. */
-  dead: boolean;
-}
-
-/**
- * The response_urls seen in this process and their uses, bounded (core/expiring-map.ts): an entry can go once
- * its URL's 30 minutes are over (Slack refuses it then, counted or not, and `usable` says no from the target's
- * own issuedAt), so the map holds at most the URLs seen in the last 30 minutes, and never more than
- * {@link RESPONSE_URL_MAX_TRACKED}.
- */
+/** The response_urls seen in this process and their uses, bounded (core/reply-token-uses.ts). */
 export class ReplySender {
-  private readonly urls: ExpiringMap<string, UrlUse>;
+  private readonly urls: ReplyTokenUses;
 
   constructor(
     private readonly client: webApi.WebClient,
     private readonly options: ReplySenderOptions = {},
   ) {
-    this.urls = new ExpiringMap(RESPONSE_URL_TTL_MS, RESPONSE_URL_MAX_TRACKED, () => this.now());
-  }
-
-  private now(): number {
-    return (this.options.now ?? Date.now)();
+    const limits = {
+      maxUses: RESPONSE_URL_MAX_USES,
+      lifetimeMs: RESPONSE_URL_TTL_MS,
+      marginMs: RESPONSE_URL_MARGIN_MS,
+      maxTracked: RESPONSE_URL_MAX_TRACKED,
+    };
+    this.urls = new ReplyTokenUses(limits, () => (this.options.now ?? Date.now)());
   }
 
   /** Whether `target`'s response_url may still be used (uses and age). */
   usable(target: ReplyTarget): boolean {
-    if (!target.responseUrl) return false;
-    const use = this.use(target);
-    return (
-      !use.dead &&
-      use.uses < RESPONSE_URL_MAX_USES &&
-      this.now() < use.issuedAt + RESPONSE_URL_TTL_MS - RESPONSE_URL_MARGIN_MS
-    );
+    return target.responseUrl ? this.urls.usable(target.responseUrl, target.issuedAt) : false;
   }
 
   /** Uses of `target`'s response_url so far in this process. */
   uses(target: ReplyTarget): number {
-    return target.responseUrl ? (this.urls.get(target.responseUrl)?.value.uses ?? 0) : 0;
-  }
-
-  private use(target: ReplyTarget): UrlUse {
-    const url = target.responseUrl ?? "";
-    const known = this.urls.get(url)?.value;
-    if (known) return known;
-    const use = { uses: 0, issuedAt: target.issuedAt ?? this.now(), dead: false };
-    this.urls.set(url, use, use.issuedAt);
-    return use;
+    return target.responseUrl ? this.urls.uses(target.responseUrl) : 0;
   }
 
   /** How many response_urls are tracked: for tests and metrics. */
   get tracked(): number {
-    return this.urls.size;
+    return this.urls.tracked;
   }
 
   /**
@@ -138,8 +108,7 @@ export class ReplySender {
 
   /** One post to the response_url; false when Slack refused it (the caller falls back to the bot token). */
   private async post(target: ReplyTarget, content: ReplyContent): Promise<boolean> {
-    const use = this.use(target);
-    use.uses++;
+    const use = this.urls.spend(target.responseUrl as string, target.issuedAt);
     try {
       const response = await fetch(target.responseUrl as string, {
         method: "POST",

@@ -1,23 +1,25 @@
 import type { App, BlockAction, ButtonAction, MessageShortcut, SlashCommand } from "@slack/bolt";
-import { type CommandReply, parseArgs } from "../../../commands/index.ts";
+import { COMMANDS } from "../../../commands/index.ts";
 import type { Actor, BotServices } from "../../core/bot-services.ts";
+import { answerCommand } from "../../core/command-answer.ts";
+import { runLeaf } from "../../core/command-dispatch.ts";
+import { commandLineHelp, DEFAULT_COMMAND, parseCommandLine } from "../../core/command-line.ts";
 import { isEaselError } from "../../core/errors.ts";
-import { type ImagineOutcome, imagine } from "../../core/imagine.ts";
+import { type ImagineQueued, imagine } from "../../core/imagine.ts";
 import { BOT_MESSAGES, MESSAGES } from "../../core/messages.ts";
-import { type PendingStatus, pendingStatusOf } from "../../core/pending-status.ts";
+import type { PendingStatus } from "../../core/pending-status.ts";
 import { presentQueued } from "../../core/presenter.ts";
-import { answerPress, type QueuedOutcome } from "../../core/press-answers.ts";
+import { answerPress } from "../../core/press-answers.ts";
 import type { StatusHandles } from "../../core/relay.ts";
 import type { TallyBoard } from "../../core/vote-tally.ts";
 import { toMrkdwn } from "./blocks.ts";
 import { describeSlackError, isNotInChannel } from "./errors.ts";
 import type { PressedMessage, SlackOutlet, StatusTarget } from "./outlet.ts";
 import type { ReplySender, ReplyTarget } from "./replies.ts";
-import { DEFAULT_COMMAND, helpText, parseSlackCommand, unescapeSlackText } from "./text-command.ts";
 import type { WorkspaceAdmins } from "./workspace-admins.ts";
 
 /**
- * Slack's events routed to core: one slash command carries every command (see text-command.ts), a message
+ * Slack's events routed to core: one slash command carries every command (core/command-line.ts), a message
  * shortcut draws a message's text, and the result's buttons are core's button ids.
  *
  * The ack comes first and stays fast: a slash command is parsed and its job written to SQLite (milliseconds),
@@ -48,22 +50,6 @@ export interface SlackRoutesOptions {
 export class SlackRoutes {
   constructor(private readonly options: SlackRoutesOptions) {}
 
-  private get services(): BotServices {
-    return this.options.services;
-  }
-
-  private get replies(): ReplySender {
-    return this.options.replies;
-  }
-
-  private log(line: string): void {
-    this.options.log(line);
-  }
-
-  private now(): number {
-    return this.options.now();
-  }
-
   /** Listens on `app` for the slash command, the buttons and the shortcut. */
   register(app: App): void {
     app.command(/.*/, async ({ command, ack }) => {
@@ -75,7 +61,7 @@ export class SlackRoutes {
       try {
         await this.onCommand(command, once);
       } catch (err) {
-        this.log(`easel: a Slack command failed: ${describeSlackError(err)}`);
+        this.options.log(`easel: a Slack command failed: ${describeSlackError(err)}`);
         // Slack shows its own error after 3 s without an ack; say something better, at once.
         if (!acked) {
           const text = isEaselError(err) ? err.message : BOT_MESSAGES.commandFailed;
@@ -86,7 +72,7 @@ export class SlackRoutes {
     app.action<BlockAction<ButtonAction>>(BUTTON_ACTION_ID, async ({ ack, body, action }) => {
       await ack();
       await this.onButton(body, action).catch((err: unknown) => {
-        this.log(`easel: a Slack button press failed: ${describeSlackError(err)}`);
+        this.options.log(`easel: a Slack button press failed: ${describeSlackError(err)}`);
       });
     });
     app.shortcut<MessageShortcut>(
@@ -94,12 +80,12 @@ export class SlackRoutes {
       async ({ ack, shortcut }) => {
         await ack();
         await this.onImagineThis(shortcut).catch((err: unknown) => {
-          this.log(`easel: the Slack "Imagine this" shortcut failed: ${describeSlackError(err)}`);
+          this.options.log(`easel: the Slack "Imagine this" shortcut failed: ${describeSlackError(err)}`);
         });
       },
     );
     app.error(async (err) => {
-      this.log(`easel: Slack error: ${describeSlackError(err)}`);
+      this.options.log(`easel: Slack error: ${describeSlackError(err)}`);
     });
   }
 
@@ -125,14 +111,16 @@ export class SlackRoutes {
     };
   }
 
-  // ---- slash command -----------------------------------------------------------------------------------------
+  /** Where an ephemeral answer to the member goes: the event's response_url, issued now. */
+  private replyTo(channelId: string, userId: string, responseUrl: string): ReplyTarget {
+    return { channelId, userId, responseUrl, issuedAt: this.options.now() };
+  }
 
   private async onCommand(command: SlashCommand, ack: SlashCommandAck): Promise<void> {
-    const parsed = parseSlackCommand(unescapeSlackText(command.text ?? ""));
-    if (parsed.kind === "help") {
-      await ack({ response_type: "ephemeral", text: toMrkdwn(helpText(command.command || "/imagine")) });
-      return;
-    }
+    const parsed = parseCommandLine(COMMANDS, unescapeSlackText(command.text ?? ""));
+    const say = (text: string, ephemeral: boolean) =>
+      ack({ response_type: ephemeral ? "ephemeral" : "in_channel", text: toMrkdwn(text) });
+    if (parsed.kind === "help") return say(commandLineHelp(COMMANDS, command.command || "/imagine"), true);
     let actor = this.actor({
       teamId: command.team_id,
       channelId: command.channel_id,
@@ -141,61 +129,21 @@ export class SlackRoutes {
     });
     // Only the other commands ask who is an admin; /imagine never waits for users.info before its ack.
     if (parsed.path !== DEFAULT_COMMAND) actor = await this.options.admins.withAdmin(actor);
-    const args = parseArgs(parsed.leaf.options, parsed.raw);
-    if (!args.ok) {
-      await ack({ response_type: "ephemeral", text: toMrkdwn(args.reason) });
-      return;
-    }
-    const handled = parsed.leaf.handle(args.value as never, {
-      services: this.services,
+    const reply = await runLeaf(parsed.leaf, parsed.raw, {
+      services: this.options.services,
       actor,
       eventId: `slack:${command.trigger_id}`,
     });
-    const reply: CommandReply = handled instanceof Promise ? await handled : handled;
-    if (reply.kind === "text") {
-      await ack({
-        response_type: reply.ephemeral ? "ephemeral" : "in_channel",
-        text: toMrkdwn(reply.text),
-      });
-      return;
-    }
-    const replyTarget: ReplyTarget = {
-      channelId: command.channel_id,
-      userId: command.user_id,
-      responseUrl: command.response_url,
-      issuedAt: this.now(),
-    };
-    if (reply.kind === "job" && !reply.outcome.ok) {
-      await ack({ response_type: "ephemeral", text: toMrkdwn(reply.outcome.message) });
-      return;
-    }
-    // One queued job, or an arena's two (each gets its own status message, the line introduces them).
-    const queued = reply.kind === "job" ? (reply.outcome.ok ? [reply.outcome] : []) : reply.sides;
-    const pending = queued.map((q) => pendingStatusOf<StatusTarget>(this.options.handles, q));
-    try {
-      await ack(
-        reply.kind === "job"
-          ? {
-              response_type: "ephemeral",
-              text: toMrkdwn(MESSAGES.queuedWithNotes(queued[0] as QueuedOutcome)),
-            }
-          : { response_type: "in_channel", text: toMrkdwn(reply.text) },
-      );
-    } catch (err) {
-      for (const p of pending) p?.abandon();
-      throw err;
-    }
-    let opened = 0;
-    try {
-      for (const [i, q] of queued.entries()) {
-        const p = pending[i];
-        if (p) await this.openStatus(p, q, replyTarget);
-        opened = i + 1;
-      }
-    } finally {
-      // A status message that could not be posted must not leave the arena's other side waiting for its own.
-      for (const p of pending.slice(opened + 1)) p?.abandon();
-    }
+    const replyTarget = this.replyTo(command.channel_id, command.user_id, command.response_url);
+    await answerCommand<StatusTarget>(this.options.handles, reply, {
+      say,
+      // The ack: a job's queued line to the member, or the arena's introduction in the channel.
+      acknowledge: (queued) =>
+        queued.kind === "job"
+          ? say(MESSAGES.queuedWithNotes(queued.outcome as ImagineQueued), true)
+          : say(queued.text, false),
+      openStatus: (outcome, pending) => this.openStatus(pending, outcome, replyTarget),
+    });
   }
 
   /**
@@ -205,7 +153,7 @@ export class SlackRoutes {
    */
   private async openStatus(
     pending: PendingStatus<StatusTarget>,
-    outcome: QueuedOutcome,
+    outcome: ImagineQueued,
     reply: ReplyTarget,
   ): Promise<void> {
     try {
@@ -216,15 +164,13 @@ export class SlackRoutes {
       });
     } catch (err) {
       if (!isNotInChannel(err)) throw err;
-      this.services.engine.cancel(outcome.job.id);
-      await this.replies.ephemeral(reply, {
+      this.options.services.engine.cancel(outcome.job.id);
+      await this.options.replies.ephemeral(reply, {
         text: toMrkdwn(BOT_MESSAGES.notInChannel),
         replaceOriginal: true,
       });
     }
   }
-
-  // ---- message shortcut ----------------------------------------------------------------------------------------
 
   private async onImagineThis(shortcut: MessageShortcut): Promise<void> {
     const actor = this.actor({
@@ -233,39 +179,38 @@ export class SlackRoutes {
       userId: shortcut.user.id,
       userName: shortcut.user.username ?? shortcut.user.name,
     });
-    const outcome = imagine(this.services, actor, `slack:${shortcut.trigger_id}`, {
+    const outcome = imagine(this.options.services, actor, `slack:${shortcut.trigger_id}`, {
       prompt: unescapeSlackText(shortcut.message.text ?? ""),
     });
-    const reply: ReplyTarget = {
-      channelId: shortcut.channel.id,
-      userId: shortcut.user.id,
-      responseUrl: shortcut.response_url,
-      issuedAt: this.now(),
-    };
-    await this.answerJob(outcome, reply);
+    const reply = this.replyTo(shortcut.channel.id, shortcut.user.id, shortcut.response_url);
+    await answerCommand<StatusTarget>(
+      this.options.handles,
+      { kind: "job", outcome },
+      {
+        say: (text) => this.tell(reply, text),
+        openStatus: (queued, pending) => this.openQueued(queued, pending, reply),
+      },
+    );
   }
 
   /** A job queued by a shortcut or a button: the ephemeral "queued", then its status message. */
-  private async answerJob(
-    outcome: ImagineOutcome,
+  private async openQueued(
+    outcome: ImagineQueued,
+    pending: PendingStatus<StatusTarget>,
     reply: ReplyTarget,
-    pending = pendingStatusOf<StatusTarget>(this.options.handles, outcome),
   ): Promise<void> {
-    if (!outcome.ok) {
-      await this.replies.ephemeral(reply, { text: toMrkdwn(outcome.message) });
-      return;
-    }
-    // None for a redelivered event: its job has its status message already.
-    if (!pending) return;
-    try {
-      await this.replies.ephemeral(reply, { text: toMrkdwn(MESSAGES.queuedWithNotes(outcome)) });
-    } catch (err) {
-      this.log(`easel: could not tell a Slack member their job was queued: ${describeSlackError(err)}`);
-    }
+    await this.tell(reply, MESSAGES.queuedWithNotes(outcome)).catch((err: unknown) => {
+      this.options.log(
+        `easel: could not tell a Slack member their job was queued: ${describeSlackError(err)}`,
+      );
+    });
     await this.openStatus(pending, outcome, reply);
   }
 
-  // ---- buttons -------------------------------------------------------------------------------------------------
+  /** An ephemeral answer to the member. */
+  private async tell(reply: ReplyTarget, text: string): Promise<void> {
+    await this.options.replies.ephemeral(reply, { text: toMrkdwn(text) });
+  }
 
   /** A press: core decides the answer (core/press-answers.ts); these are Slack's calls for each. */
   private async onButton(body: BlockAction<ButtonAction>, action: ButtonAction): Promise<void> {
@@ -279,31 +224,24 @@ export class SlackRoutes {
         isBot: (body.user as { is_bot?: boolean }).is_bot === true,
       }),
     );
-    const reply: ReplyTarget = {
-      channelId,
-      userId: body.user.id,
-      responseUrl: body.response_url,
-      issuedAt: this.now(),
-    };
+    const reply = this.replyTo(channelId, body.user.id, body.response_url);
     const messageTs = body.message?.ts ?? String(body.container.message_ts ?? "");
     const on: PressedMessage = {
       channelId,
       ts: messageTs,
       threadTs: (body.message?.thread_ts as string | undefined) ?? messageTs,
     };
-    const tell = async (text: string) => {
-      await this.replies.ephemeral(reply, { text: toMrkdwn(text) });
-    };
+    const tell = (text: string) => this.tell(reply, text);
     const message = body.message;
     const blocks = message?.blocks;
     const press = {
-      services: this.services,
+      services: this.options.services,
       handles: this.options.handles,
       tallies: this.options.tallies,
       actor,
       eventId: `slack:${body.trigger_id}`,
       customId: action.value ?? action.action_id,
-      now: this.now(),
+      now: this.options.now(),
     };
     try {
       await answerPress<StatusTarget>(press, {
@@ -317,7 +255,7 @@ export class SlackRoutes {
               },
             }
           : {}),
-        openStatus: (outcome, pending) => this.answerJob(outcome, reply, pending),
+        openStatus: (outcome, pending) => this.openQueued(outcome, pending, reply),
         remove: () => this.options.outlet.remove(on),
         showFullSize: (job, image) => this.options.outlet.postFullSize(job, image, body.user.id, on),
         // Files cannot be ephemeral: the animation and its story go into the result's thread.
@@ -330,4 +268,19 @@ export class SlackRoutes {
       await tell(BOT_MESSAGES.notInChannel);
     }
   }
+}
+
+/**
+ * Slack escapes `&`, `<` and `>` in slash-command and message text; the engine wants what the member typed.
+ * Links and mentions keep their label (`<https://x|x>` → `x`, `<@U1|ann>` → `@ann`).
+ */
+export function unescapeSlackText(text: string): string {
+  return text
+    .replace(/<([@#!]?)([^<>|]+)\|([^<>]+)>/g, (_m, sigil: string, _id: string, label: string) =>
+      sigil === "@" || sigil === "#" ? `${sigil}${label}` : label,
+    )
+    .replace(/<(https?:\/\/[^<>|]+)>/g, "$1")
+    .replace(/&lt;/g, "<")
+    .replace(/&gt;/g, ">")
+    .replace(/&amp;/g, "&");
 }

@@ -1,7 +1,6 @@
 import { App, type webApi } from "@slack/bolt";
 import type { ContestClock } from "../../core/ballots.ts";
-import type { Actor, BotServices } from "../../core/bot-services.ts";
-import type { ExpiringMap } from "../../core/expiring-map.ts";
+import type { BotServices } from "../../core/bot-services.ts";
 import type { JobRelay } from "../../core/relay.ts";
 import { TallyBoard } from "../../core/vote-tally.ts";
 import { noRetryClient } from "./keyed-posts.ts";
@@ -14,7 +13,7 @@ import { WorkspaceAdmins } from "./workspace-admins.ts";
 
 /**
  * easel on Slack, in bolt-js's own split: receiving (receiver.ts: Socket Mode or HTTP), routing events to core
- * (routes.ts, with text-command.ts and workspace-admins.ts), laying out (blocks.ts) and sending (outlet.ts,
+ * (routes.ts, with core/command-line.ts and workspace-admins.ts), laying out (blocks.ts) and sending (outlet.ts,
  * keyed-posts.ts, replies.ts). This file only puts them together on one bolt App.
  */
 
@@ -91,20 +90,4 @@ export class SlackBot {
     this.tallies.clear();
     await this.connection.stop(this.app);
   }
-
-  /** test/slack-bounds.test.ts reaches the admin cache through these two (the bot's own parts use it directly). */
-  // biome-ignore lint/correctness/noUnusedPrivateClassMembers: read by test/slack-bounds.test.ts
-  private get admins(): ExpiringMap<string, boolean> {
-    return this.workspaceAdmins.entries;
-  }
-
-  private withAdmin(actor: Actor): Promise<Actor> {
-    return this.workspaceAdmins.withAdmin(actor);
-  }
 }
-
-/**
- * The sink (src/logging) redacts every line, Slack's tokens, signing secret, response and upload URLs
- * included; this name stays for test/slack-adapter.test.ts, which still imports it from here.
- */
-export { redactText as redact } from "../../logging/redact.ts";

@@ -1,29 +1,28 @@
 import {
-  COMMANDS,
   type CommandDefinition,
   isGroup,
   type LeafCommand,
   type OptionSpec,
   optionSpecs,
-} from "../../../commands/index.ts";
-import { BOT_MESSAGES } from "../../core/messages.ts";
+} from "./command-model.ts";
+import { BOT_MESSAGES } from "./messages.ts";
 
 /**
- * Slack gives a slash command one line of text, so `/imagine` carries every command: `/imagine a prompt --ar
- * 3:2` draws (the engine's prompt-flag parser reads the flags), and a first word naming another command turns
- * the text into that command: `/imagine help`, `/imagine settings set steps 12`, `/imagine queue --all`,
- * `/imagine cancel k3x9a2`, `/imagine info`.
+ * A command typed as one line of text (all a Slack slash command gets), so `/imagine` carries every command:
+ * `/imagine a prompt --ar 3:2` draws (the engine's prompt-flag parser reads the flags), and a first word naming
+ * another command turns the text into that command: `/imagine help`, `/imagine settings set steps 12`,
+ * `/imagine queue --all`, `/imagine cancel k3x9a2`, `/imagine info`.
  *
  * A prompt may start with one of those words too ("info graphic of a whale"), so a sub-command is only taken
- * when the rest of the text has its shape: each positional option takes one word, except a free-text one
- * (a long limit and no fixed choices: the prompt, a setting's value), which takes the rest; other options are `--name value`
- * (`--name` alone for on/off ones). Words left over, or a word that is not one of a positional option's fixed
- * choices, mean the text was a prompt after all. After a group's sub-command word (`settings set`) the text is
- * that command, and a mistake in it is answered as one (`settings` alone shows the settings).
+ * when the rest of the text has its shape: each positional option takes one word, except a free-text one (a
+ * long limit and no fixed choices: the prompt, a setting's value), which takes the rest; other options are
+ * `--name value` (`--name` alone for on/off ones). Words left over, or a word that is not one of a positional
+ * option's fixed choices, mean the text was a prompt after all. After a group's sub-command word (`settings
+ * set`) the text is that command, and a mistake in it is answered as one (`settings` alone shows the settings).
  */
 
-/** What the text of one `/imagine` asks for. */
-export type SlackCommandText =
+/** What one line of text asks for. */
+export type CommandLine =
   | { kind: "help" }
   /** `raw` holds the options as typed (numbers and on/off already converted); parseArgs checks them. */
   | { kind: "leaf"; path: string; leaf: LeafCommand; raw: Record<string, unknown> };
@@ -37,23 +36,8 @@ export const HELP_WORD = "help";
 /** An option whose limit is at least this long is free text and takes the rest of the line. */
 const FREE_TEXT_MIN_LENGTH = 100;
 
-/**
- * Slack escapes `&`, `<` and `>` in slash-command and message text; the engine wants what the member typed.
- * Links and mentions keep their label (`<https://x|x>` → `x`, `<@U1|ann>` → `@ann`).
- */
-export function unescapeSlackText(text: string): string {
-  return text
-    .replace(/<([@#!]?)([^<>|]+)\|([^<>]+)>/g, (_m, sigil: string, _id: string, label: string) =>
-      sigil === "@" || sigil === "#" ? `${sigil}${label}` : label,
-    )
-    .replace(/<(https?:\/\/[^<>|]+)>/g, "$1")
-    .replace(/&lt;/g, "<")
-    .replace(/&gt;/g, ">")
-    .replace(/&amp;/g, "&");
-}
-
-function findCommand(name: string): CommandDefinition | undefined {
-  return COMMANDS.find((c) => c.name === name);
+function findCommand(commands: readonly CommandDefinition[], name: string): CommandDefinition | undefined {
+  return commands.find((c) => c.name === name);
 }
 
 /** Converts a typed word to the option's type (zod then checks it and names the limit). */
@@ -121,14 +105,14 @@ function fillLeaf(
   return words.length > 0 ? undefined : raw;
 }
 
-/** Reads the text of a slash command (already unescaped). */
-export function parseSlackCommand(text: string): SlackCommandText {
+/** Reads one line of text (as the member typed it: the platform's escapes undone) as one of `commands`. */
+export function parseCommandLine(commands: readonly CommandDefinition[], text: string): CommandLine {
   const trimmed = text.trim();
   const [first = "", ...others] = trimmed.split(/\s+/);
   const word = first.toLowerCase();
   const rest = others.join(" ");
   if (trimmed === "" || (word === HELP_WORD && rest === "")) return { kind: "help" };
-  const named = word === DEFAULT_COMMAND ? undefined : findCommand(word);
+  const named = word === DEFAULT_COMMAND ? undefined : findCommand(commands, word);
   if (named && isGroup(named)) {
     const [subWord = "", ...subRest] = others;
     const sub = subWord === "" ? named.subcommands[0] : named.subcommands.find((s) => s.name === subWord);
@@ -140,7 +124,7 @@ export function parseSlackCommand(text: string): SlackCommandText {
     const raw = fillLeaf(named, rest, true);
     if (raw) return { kind: "leaf", path: named.name, leaf: named, raw };
   }
-  const imagine = findCommand(DEFAULT_COMMAND);
+  const imagine = findCommand(commands, DEFAULT_COMMAND);
   if (!imagine || isGroup(imagine)) throw new Error("the imagine command is missing");
   // The prompt's flags are the engine's to read: the whole text is the prompt.
   return { kind: "leaf", path: DEFAULT_COMMAND, leaf: imagine, raw: { prompt: trimmed } };
@@ -162,10 +146,10 @@ function usageOf(leaf: LeafCommand): string {
   return parts.join(" ");
 }
 
-/** The help text: every command as it is typed after `command` (the slash command's own name). */
-export function helpText(command: string): string {
+/** The help text: every one of `commands` as it is typed after `command` (the slash command's own name). */
+export function commandLineHelp(commands: readonly CommandDefinition[], command: string): string {
   const lines: { usage: string; description: string }[] = [];
-  for (const definition of COMMANDS) {
+  for (const definition of commands) {
     if (definition.name === DEFAULT_COMMAND && !isGroup(definition)) {
       lines.unshift({
         usage: `${command} <prompt> [--flag value …]`,
