@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { DEFAULT_HUB_TIMEOUT_MS, HubTimeoutError, hubFetch } from "../src/backends/ldm/hub/hub-fetch.ts";
+import { watch } from "./support.ts";
 
 /** The fetch the wrapper is given: records each call, answers with `answer` (or never). */
 function stubFetch(answer: (url: URL, init: RequestInit) => Response | Promise<Response>) {
@@ -24,21 +25,6 @@ function stubFetch(answer: (url: URL, init: RequestInit) => Response | Promise<R
 
 const HUB = new URL("https://hub.test");
 const never = () => new Promise<Response>(() => {});
-
-/** Settles `promise` into a value readable without awaiting it, to look at it while fake time passes. */
-function watch<T>(promise: Promise<T>) {
-  const state: { settled: boolean; error?: unknown } = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 describe("hubFetch deadlines (fake clock)", () => {
   beforeEach(() => {

@@ -30,7 +30,7 @@ import {
   rateLimited,
   serverError,
 } from "./fakes/fake-openai.ts";
-import { failure, openAiRequest } from "./support.ts";
+import { failure, openAiRequest, watch } from "./support.ts";
 
 const BASE_SETTINGS: Omit<OpenAiSettings, "apiKey" | "baseUrl"> = {
   imageModel: "gpt-image-1",
@@ -80,21 +80,6 @@ async function untilReal(check: () => boolean, what: string): Promise<void> {
     await new Promise((r) => realSetTimeout(r, 5));
   }
   throw new Error(`timed out waiting for ${what}`);
-}
-
-/** A promise's outcome as it comes, to check whether it settled while the fake clock stood still. */
-function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
-  const state: { settled: boolean; error?: unknown } = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
 }
 
 /**

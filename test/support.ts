@@ -43,3 +43,18 @@ export async function failure(promise: Promise<unknown>): Promise<Error & { code
   }
   throw new Error("expected a failure");
 }
+
+/** A promise's outcome as it comes, readable without awaiting it: to check while fake time stands still. */
+export function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
+  const state: { settled: boolean; error?: unknown } = { settled: false };
+  promise.then(
+    () => {
+      state.settled = true;
+    },
+    (error: unknown) => {
+      state.settled = true;
+      state.error = error;
+    },
+  );
+  return state;
+}

@@ -10,7 +10,7 @@ import { type GenerateParams, generate } from "../src/backends/ldm/pipeline.ts";
 import { TINY_MODEL_VARIANTS, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { LdmWorkerSupervisor } from "../src/backends/ldm/worker-supervisor.ts";
-import { failure } from "./support.ts";
+import { failure, watch } from "./support.ts";
 
 const modelsDir = mkdtempSync(join(tmpdir(), "easel-worker-"));
 const TOKENIZER = CLIP_BPE_DIR;
@@ -234,21 +234,6 @@ describe("LDM worker process", () => {
     expect(order.join("")).toBe("aaaabbbb");
   });
 });
-
-/** A promise's outcome as it comes, for checking that it has not settled yet. */
-function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
-  const state: { settled: boolean; error?: unknown } = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
 
 /** Whether a process is still there. */
 function isAlive(pid: number): boolean {
