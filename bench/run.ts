@@ -7,6 +7,7 @@ import { benchModeration } from "./moderation.ts";
 import { benchPipeline } from "./pipeline.ts";
 import { benchPromptFlags } from "./prompt-flags.ts";
 import { benchRandn } from "./randn.ts";
+import { benchSafetyChecker } from "./safety-checker.ts";
 import { benchScheduler } from "./scheduler.ts";
 import { benchSlackAck } from "./slack-ack.ts";
 import { benchSoakRss } from "./soak-rss.ts";
@@ -27,6 +28,7 @@ const BENCHES: Record<string, () => void | Promise<void>> = {
   scheduler: benchScheduler,
   moderation: benchModeration,
   pipeline: benchPipeline,
+  "safety-checker": benchSafetyChecker,
   engine: benchEngine,
   "discord-ack": benchDiscordAck,
   "slack-ack": async () => print(await benchSlackAck()),
