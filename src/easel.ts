@@ -92,6 +92,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
         device: config.device,
         deviceId: config.cudaDevice,
         ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
+        ...(config.safetyCheckerDir ? { lentSafetyChecker: config.safetyCheckerDir } : {}),
       },
       // The worker gets only the variables Node and onnxruntime read, never the tokens.
       { idleUnloadMs: config.idleUnloadMinutes * 60_000, log, env: config.workerEnv },
@@ -152,6 +153,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
       jobs: {
         get: (jobId) => store.jobs.getJob(jobId),
         images: (jobId) => engineStore.loadImages(jobId),
+        withheld: (jobId) => store.images.flaggedVariants(jobId),
         imageBytes: async (imageId) => store.images.readImage(imageId),
       },
       deliveries: store.deliveries,

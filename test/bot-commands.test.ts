@@ -8,11 +8,14 @@ import {
   optionSpecs,
   parseArgs,
 } from "../commands/index.ts";
+import { writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
+import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 import { castVote } from "../src/core/ballots.ts";
 import type { Actor } from "../src/core/bot-services.ts";
 import { pressButton, upscaleSize } from "../src/core/button-press.ts";
 import { encodeButtonId } from "../src/core/buttons.ts";
 import { explainJob } from "../src/core/explain.ts";
+import { presentDone } from "../src/core/presenter.ts";
 import { actor, nextEvent, startTestEasel, type TestEasel, tinyModelsDir } from "./easel-harness.ts";
 
 /**
@@ -203,6 +206,52 @@ describe("the commands over the engine", () => {
     expect(info).toMatch(/easel test · device: cpu/);
     expect(info).toMatch(/ldm: tiny/);
     expect(info).toMatch(/queue: 0 waiting, 0 rendering/);
+  });
+});
+
+describe("the model's safety checker in the bot", () => {
+  it("withholds flagged images: recorded, never attached, U/V/votes refused; an NSFW channel skips it", async () => {
+    // A checker lent from a folder beside the models; this tiny one flags every image.
+    const lender = `${modelsDir}-checker`;
+    await writeTinyModel(lender, { safetyChecker: true, safetyThreshold: -100 }, CLIP_BPE_DIR);
+    t = await startTestEasel(modelsDir, { EASEL_SAFETY_CHECKER: lender });
+    const services = t.easel.services;
+    const first = await queued(
+      await run("imagine", { prompt: "a lighthouse", size: "64x64", steps: 2, n: 2 }),
+    );
+    const done = await nextEvent(t.easel.engine, "done", first.job.id);
+    expect(done.images.filter((i) => i.variant > 0).map((i) => i.flagged)).toEqual([true, true]);
+    expect(services.jobs.withheld(first.job.id)).toEqual([1, 2]);
+    const card = presentDone(first.job, await services.jobs.images(first.job.id), [], 1);
+    expect(card.images).toEqual([]);
+    expect(card.content).toContain("all 2 images were withheld");
+    t.easel.engine.delivered(first.job.id);
+    for (const action of ["upscale", "variation"] as const) {
+      const press = await pressButton(
+        services,
+        actor(),
+        `w-${action}`,
+        encodeButtonId({ action, jobId: first.job.id, variant: 2 }),
+      );
+      expect(press).toEqual({ kind: "refused", message: expect.stringContaining("Image 2 was withheld") });
+    }
+    const vote = castVote(services, actor("u2"), first.job.id, 1, Date.now());
+    expect(vote.ok === false && vote.message).toContain("Image 1 was withheld");
+
+    // Where the channel allows NSFW output the checker does not run.
+    const admin = actor("a1", { platformAdmin: true });
+    await run("settings set", { key: "nsfw", value: "on" }, admin);
+    const open = await queued(
+      await run(
+        "imagine",
+        { prompt: "a lighthouse", size: "64x64", steps: 2 },
+        actor("u3", { channelNsfw: true }),
+      ),
+    );
+    const shown = await nextEvent(t.easel.engine, "done", open.job.id);
+    expect(shown.images.some((i) => i.flagged)).toBe(false);
+    expect(services.jobs.withheld(open.job.id)).toEqual([]);
+    await rm(lender, { recursive: true, force: true });
   });
 });
 

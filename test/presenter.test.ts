@@ -47,6 +47,39 @@ const image = (variant: number, seed: number | null): StoredImage => ({
 });
 
 describe("presenter", () => {
+  it("withholds what the safety checker flagged: not attached, no U/V/vote for it, named in a field", () => {
+    const images = [
+      image(0, null),
+      image(1, 42),
+      { ...image(2, 43), flagged: true },
+      image(3, 44),
+      image(4, 45),
+    ];
+    const m = presentDone(job, images, [], 12_000);
+    expect(m.images.map((i) => i.imageId)).toEqual(["sha0", "sha1", "sha3", "sha4"]);
+    const ids = m.buttons.flat().map((b) => parseButtonId(b.id));
+    const of = (action: string) =>
+      ids.filter((b) => b.ok && b.value.action === action).map((b) => (b.ok ? b.value.variant : undefined));
+    expect(of("upscale")).toEqual([1, 3, 4]);
+    expect(of("variation")).toEqual([1, 3, 4]);
+    // Each vote button casts its image's own number (a button by position would vote for image 2).
+    expect(of("vote")).toEqual([1, 3, 4]);
+    expect(m.fields.find((f) => f.name === "Withheld")?.value).toContain(
+      "Image 2: flagged by the model's safety checker",
+    );
+    expect(m.content).toContain("ready");
+
+    const alone = presentDone(
+      { ...job, request: { ...job.request, count: 1 } },
+      [{ ...image(1, 42), flagged: true }],
+      [],
+      1,
+    );
+    expect(alone.images).toEqual([]);
+    expect(alone.content).toContain("your image was withheld");
+    expect(alone.buttons.flat().some((b) => /upscale|variation/.test(b.id))).toBe(false);
+  });
+
   it("shows every setting, each seed, the prompt to rerun and U/V/vote/reroll buttons within the limits", () => {
     const images = [image(0, null), image(1, 42), image(2, 43), image(3, 44), image(4, 45)];
     const m = presentDone(job, images, ["prompt cut: 3 tokens"], 12_000);

@@ -131,6 +131,7 @@ function setup(options: RelayOptions = {}, dataDir = tempDir(), attach = true): 
       loads.push(id);
       return new SqliteEngineStore(store).loadImages(id);
     },
+    withheld: (id: string) => store.images.flaggedVariants(id),
     imageBytes: (id: string) => store.images.readImage(id),
   };
   const relay = new JobRelay(engine, jobs, options);

@@ -15,6 +15,8 @@ export interface BackendImage {
   height: number;
   /** The seed that reproduces this image alone; null where the backend has none (OpenAI). */
   seed: number | null;
+  /** The model's safety checker flagged it: its pixels are black, and it is never posted (withheld). */
+  flagged?: boolean;
 }
 
 /** A small progress image (latent preview) and where the job stands. */
@@ -70,6 +72,8 @@ export interface EncodedImage {
   width: number;
   height: number;
   seed: number | null;
+  /** Withheld: the model's safety checker flagged it (see BackendImage.flagged). */
+  flagged?: boolean;
 }
 
 /** Turns a backend's result into the final PNGs (each with its settings) plus a grid when there are several. */

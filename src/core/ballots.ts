@@ -74,6 +74,9 @@ export function castVote(
   if (!Number.isInteger(choice) || choice < 1 || choice > ballot.choices) {
     return { ok: false, message: BOT_MESSAGES.jobGone };
   }
+  if (ballot.kind !== "arena" && services.jobs.withheld(ballotId).includes(choice)) {
+    return { ok: false, message: BOT_MESSAGES.imageWithheld(choice) };
+  }
   const me = actor.requester;
   const guild = services.settings.guild(me.platform, me.workspaceId);
   if (ballot.ownerId === me.userId && ballot.platform === me.platform && guild.selfVote !== true) {

@@ -46,6 +46,8 @@ export interface SettingsPort {
 export interface JobsPort {
   get(jobId: string): Job | undefined;
   images(jobId: string): Promise<StoredImage[]>;
+  /** The variants of a job the safety checker withheld (none for most jobs). */
+  withheld(jobId: string): number[];
   /** The PNG bytes of a stored image. */
   imageBytes(imageId: string): Promise<Uint8Array>;
   /** Recent jobs of a member, newest first (for `/queue` history). */

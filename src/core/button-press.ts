@@ -129,6 +129,7 @@ export async function pressButton(
   const images = await services.jobs.images(jobId);
   const image = images.find((i) => i.variant === variant);
   if (!image || variant === undefined) return { kind: "refused", message: BOT_MESSAGES.imageGone };
+  if (image.flagged) return { kind: "refused", message: BOT_MESSAGES.imageWithheld(variant) };
 
   if (action === "variation") {
     return {

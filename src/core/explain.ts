@@ -48,10 +48,12 @@ export interface Explanation {
 
 /** Tells how `job` was made, with its prompt's token count and its kept previews when there are. */
 export async function howItWasMade(
-  services: Pick<BotServices, "imaging" | "tokenCount">,
+  services: Pick<BotServices, "imaging" | "tokenCount" | "jobs">,
   job: Job,
 ): Promise<Explanation> {
-  const animation = await services.imaging.animation?.(job.id);
+  // The previews of an image the safety checker withheld would show it: no animation for such a job.
+  const withheld = services.jobs.withheld(job.id).length > 0;
+  const animation = withheld ? undefined : await services.imaging.animation?.(job.id);
   const tokens = await services.tokenCount?.(job);
   const text = explainJob(job, tokens, animation?.frames ?? 0);
   return animation

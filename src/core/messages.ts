@@ -97,6 +97,9 @@ export const BOT_MESSAGES = {
   botsMayNot: "Bots and apps cannot use easel's commands or buttons.",
   jobGone: "That job is no longer in easel's records.",
   imageGone: "That image is no longer in easel's records.",
+  /** A press on an image the model's safety checker withheld (U, V, a vote). */
+  imageWithheld: (variant: number) =>
+    `Image ${variant} was withheld: the model's safety checker flagged it, so it cannot be shown, varied, upscaled or voted for.`,
   onlyOwnerOrAdmin: (action: string) =>
     `Only the member who asked for this image, or an admin, may ${action} it.`,
   notYourButtons:
@@ -165,7 +168,7 @@ export const BOT_MESSAGES = {
  * runs, local models are not filtered at all.
  */
 export const NSFW_SCOPE_NOTE =
-  "nsfw changes OpenAI's moderation only: local models have no content filter yet, so their images are unfiltered in every channel.";
+  "nsfw on (in an age-restricted channel) relaxes OpenAI's moderation and turns off local models' safety checker. With nsfw off, a local image the model's safety checker flags is withheld; local models without a checker (none of their own, no EASEL_SAFETY_CHECKER) are unfiltered in every channel.";
 
 /** The words on easel's cards (core/presenter.ts): field names, button labels, and the lines around them. */
 export const CARD_TEXT = {
@@ -182,6 +185,7 @@ export const CARD_TEXT = {
     negativePrompt: "Negative prompt",
     promptToRerun: "Prompt to rerun",
     notes: "Notes",
+    withheld: "Withheld",
     /** Discord: what the platform changed about the result (an upload re-encoded smaller). */
     note: "Note",
     votes: "Votes",
@@ -200,6 +204,12 @@ export const CARD_TEXT = {
       count === undefined ? `🗳 ${choice}` : `🗳 ${choice} · ${count}`,
   },
   /** The line above a result; `contestMs` when its variants are put to a vote. */
+  /** The Withheld field: which images the model's safety checker flagged (their grid cells are black). */
+  withheld: (variants: readonly number[]) =>
+    `${variants.length === 1 ? "Image" : "Images"} ${variants.join(", ")}: flagged by the model's safety checker, not shown (black in the grid).`,
+  /** A result whose every image was withheld. */
+  allWithheld: (mention: string, images: number) =>
+    `${mention} ${images === 1 ? "your image was" : `all ${images} images were`} withheld: the model's safety checker flagged ${images === 1 ? "it" : "them"}.`,
   ready: (mention: string, images: number, contestMs?: number) =>
     `${mention} your image${images > 1 ? "s are" : " is"} ready${
       contestMs === undefined

@@ -113,9 +113,12 @@ export function presentDone(
 ): MessageModel {
   const r = job.request;
   if (r.arena) return presentArenaSide(job, images);
-  const pictures = images.filter((i) => i.variant > 0).sort((a, b) => a.variant - b.variant);
-  const grid = images.find((i) => i.variant === 0);
-  const seeds = pictures.map((i) => (i.seed === null ? CARD_TEXT.notApplicable : String(i.seed)));
+  const all = images.filter((i) => i.variant > 0).sort((a, b) => a.variant - b.variant);
+  // What the safety checker flagged is never posted, voted for, varied or upscaled; the grid shows it black.
+  const pictures = all.filter((i) => !i.flagged);
+  const withheld = all.filter((i) => i.flagged).map((i) => i.variant);
+  const grid = pictures.length > 0 ? images.find((i) => i.variant === 0) : undefined;
+  const seeds = all.map((i) => (i.seed === null ? CARD_TEXT.notApplicable : String(i.seed)));
   const names = CARD_TEXT.fields;
   const fields: MessageField[] = [
     {
@@ -132,7 +135,7 @@ export function presentDone(
     {
       name: names.size,
       // The real size and its real ratio: an --ar may have been met only approximately.
-      value: describeSize(pictures[0]?.width ?? r.width, pictures[0]?.height ?? r.height),
+      value: describeSize(all[0]?.width ?? r.width, all[0]?.height ?? r.height),
       inline: true,
     },
     { name: names.model, value: `${r.model} (${r.backend})`, inline: true },
@@ -151,6 +154,8 @@ export function presentDone(
   });
   if (notes.length > 0)
     fields.push({ name: names.notes, value: cut(notes.join("\n"), FIELD_MAX), inline: false });
+  if (withheld.length > 0)
+    fields.push({ name: names.withheld, value: CARD_TEXT.withheld(withheld), inline: false });
 
   const buttons: MessageButton[][] = [];
   const indexes = pictures.map((p) => p.variant);
@@ -170,7 +175,7 @@ export function presentDone(
       })),
     );
   }
-  if (indexes.length > 1) buttons.push(voteRow(job.id, indexes.map(String), tally));
+  if (indexes.length > 1) buttons.push(voteRow(job.id, indexes.map(String), tally, indexes));
   const last: MessageButton[] = [
     {
       id: encodeButtonId({ action: "reroll", jobId: job.id }),
@@ -197,7 +202,10 @@ export function presentDone(
   }));
   const contestMs = pictures.length > 1 ? r.contestMs : undefined;
   return {
-    content: CARD_TEXT.ready(mention(job), pictures.length, contestMs),
+    content:
+      pictures.length === 0
+        ? CARD_TEXT.allWithheld(mention(job), all.length)
+        : CARD_TEXT.ready(mention(job), pictures.length, contestMs),
     title: promptTitle(job),
     fields,
     images: attach,
@@ -221,11 +229,18 @@ export function presentFullSize(job: Job, image: StoredImage, presserId: string)
 }
 
 /** Vote buttons for `choices` (labels "1".."4" or "A"/"B"), with their counts when a tally is given. */
-export function voteRow(ballotId: string, choices: readonly string[], tally?: Tally): MessageButton[] {
+export function voteRow(
+  ballotId: string,
+  choices: readonly string[],
+  tally?: Tally,
+  /** The choice each button casts (default 1, 2, …): a result's image numbers, which skip withheld ones. */
+  variants: readonly number[] = choices.map((_, i) => i + 1),
+): MessageButton[] {
   return choices.map((name, i) => {
-    const n = tally?.counts[i];
+    const variant = variants[i] ?? i + 1;
+    const n = tally ? (tally.counts[variant - 1] ?? 0) : undefined;
     return {
-      id: encodeButtonId({ action: "vote", jobId: ballotId, variant: i + 1 }),
+      id: encodeButtonId({ action: "vote", jobId: ballotId, variant }),
       label: CARD_TEXT.buttons.vote(name, n),
       style: "success" as const,
     };

@@ -22,7 +22,7 @@ export function tallyLabels(ballotId: string, tally: Tally): TallyLabels {
     const id = parseButtonId(customId);
     if (!id.ok || id.value.action !== "vote" || id.value.variant === undefined) return undefined;
     const n = id.value.variant;
-    const [button] = voteRow(ballotId, [String(n)], { ...tally, counts: [tally.counts[n - 1] ?? 0] });
+    const [button] = voteRow(ballotId, [String(n)], tally, [n]);
     return button?.label;
   };
 }

@@ -46,7 +46,14 @@ export async function encodeJobImages(
     settings.push(parameters);
     // A provider's PNG is re-encoded so that it carries the settings like every other image.
     const png = await encodePng(rgb, { parameters: formatA1111Parameters(parameters) });
-    out.push({ variant: i + 1, png, width: rgb.width, height: rgb.height, seed: image.seed });
+    out.push({
+      variant: i + 1,
+      png,
+      width: rgb.width,
+      height: rgb.height,
+      seed: image.seed,
+      ...(image.flagged ? { flagged: true } : {}),
+    });
   }
   if (
     pixels.length > 1 &&

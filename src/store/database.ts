@@ -261,6 +261,14 @@ export const MIGRATIONS: readonly Migration[] = [
       `);
     },
   },
+  {
+    version: 6,
+    name: "images withheld by the safety checker",
+    up: `
+      -- A result image the model's safety checker flagged: stored (black), never posted, voted, varied or upscaled.
+      ALTER TABLE images ADD COLUMN flagged INTEGER NOT NULL DEFAULT 0 CHECK (flagged IN (0, 1));
+    `,
+  },
 ];
 
 /** Options for {@link openDatabase}. */

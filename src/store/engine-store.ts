@@ -53,6 +53,7 @@ export class SqliteEngineStore implements EngineStore {
         jobId,
         variant: image.variant,
         ...(image.seed === null ? {} : { seed: image.seed }),
+        ...(image.flagged ? { flagged: true } : {}),
         width: image.width,
         height: image.height,
         mime: "image/png",
@@ -72,6 +73,7 @@ export class SqliteEngineStore implements EngineStore {
         width: record.width,
         height: record.height,
         seed: record.seed ?? null,
+        ...(record.flagged ? { flagged: true } : {}),
       });
     }
     return out;

@@ -72,6 +72,8 @@ export interface ImageMeta {
   /** 1-based variant index in the job's result (0 = the grid). Required with jobId. */
   variant?: number;
   seed?: number;
+  /** Withheld: the safety checker flagged it (job images only). */
+  flagged?: boolean;
   width: number;
   height: number;
   /** Default image/png. */
@@ -86,6 +88,7 @@ export interface ImageRecord {
   jobId?: string;
   variant?: number;
   seed?: number;
+  flagged: boolean;
   width: number;
   height: number;
   bytes: number;
@@ -101,6 +104,7 @@ interface ImageRow {
   job_id: string | null;
   variant: number | null;
   seed: number | null;
+  flagged: number;
   width: number;
   height: number;
   bytes: number;
@@ -119,6 +123,7 @@ export class ImageStore {
   private readonly uploadBySha: Database.Statement<[string], ImageRow>;
   private readonly bySha: Database.Statement<[string], ImageRow>;
   private readonly byJob: Database.Statement<[string], ImageRow>;
+  private readonly flaggedOfJob: Database.Statement<[string], { variant: number }>;
   private readonly namedBy: Database.Statement<[string, string], { one: number }>;
 
   constructor(
@@ -132,9 +137,10 @@ export class ImageStore {
     // Saving variant k of a job again (a retried render) points the row at the new bytes; the old file
     // stays until a sweep of unreferenced files, since another row may share it.
     this.upsertJobImage = db.prepare(
-      `INSERT INTO images (sha256, job_id, variant, seed, width, height, bytes, mime, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO images (sha256, job_id, variant, seed, flagged, width, height, bytes, mime, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (job_id, variant) DO UPDATE SET sha256 = excluded.sha256, seed = excluded.seed,
+         flagged = excluded.flagged,
          width = excluded.width, height = excluded.height, bytes = excluded.bytes, mime = excluded.mime,
          created_at = excluded.created_at
        RETURNING *`,
@@ -146,6 +152,9 @@ export class ImageStore {
     this.uploadBySha = db.prepare("SELECT * FROM images WHERE sha256 = ? AND job_id IS NULL");
     this.bySha = db.prepare("SELECT * FROM images WHERE sha256 = ? ORDER BY id LIMIT 1");
     this.byJob = db.prepare("SELECT * FROM images WHERE job_id = ? ORDER BY variant");
+    this.flaggedOfJob = db.prepare(
+      "SELECT variant FROM images WHERE job_id = ? AND flagged = 1 ORDER BY variant",
+    );
     this.namedBy = db.prepare("SELECT 1 AS one FROM images WHERE sha256 = ? AND mime = ? LIMIT 1");
   }
 
@@ -209,6 +218,7 @@ export class ImageStore {
       meta.jobId,
       meta.variant,
       meta.seed ?? null,
+      meta.flagged ? 1 : 0,
       meta.width,
       meta.height,
       size,
@@ -271,6 +281,11 @@ export class ImageStore {
       );
     }
     return bytes;
+  }
+
+  /** The variants of a job that the safety checker flagged. */
+  flaggedVariants(jobId: string): number[] {
+    return this.flaggedOfJob.all(jobId).map((row) => row.variant);
   }
 
   /** The images of a job, by variant. */
@@ -372,6 +387,7 @@ export class ImageStore {
       height: row.height,
       bytes: row.bytes,
       mime: row.mime,
+      flagged: row.flagged === 1,
       createdAt: row.created_at,
       path: this.pathFor(row.sha256, row.mime),
     };

@@ -26,6 +26,8 @@ export function generateParamsFor(
     width: request.width,
     height: request.height,
     count: request.count,
+    // The model's safety checker runs unless the channel allows NSFW output.
+    safetyChecker: request.nsfwAllowed !== true,
     ...extra,
   };
 }
@@ -69,6 +71,7 @@ export class LdmBackend implements ImageBackend {
         width: i.pixels.width,
         height: i.pixels.height,
         seed: i.seed,
+        ...(i.flagged ? { flagged: true } : {}),
       })),
       notes: result.notes,
       used: {

@@ -15,6 +15,8 @@ export interface WorkerModelSpec {
   device: DeviceRequest;
   deviceId?: number;
   intraOpThreads?: number;
+  /** EASEL_SAFETY_CHECKER: a checker folder lent to models without their own. */
+  lentSafetyChecker?: string;
 }
 
 /** What the worker reports about the loaded model. */

@@ -41,7 +41,11 @@ async function handle(message: ToWorker): Promise<void> {
       });
       try {
         loading = (async () =>
-          LdmModel.load(readModelFolder(resolveModelDir(spec.modelsDir, spec.model), spec.model), factory))();
+          LdmModel.load(
+            readModelFolder(resolveModelDir(spec.modelsDir, spec.model), spec.model),
+            factory,
+            spec.lentSafetyChecker ? { lentSafetyChecker: spec.lentSafetyChecker } : {},
+          ))();
         model = await loading;
       } catch (err) {
         sendError(null, err);
