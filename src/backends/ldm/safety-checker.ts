@@ -95,7 +95,9 @@ export class SafetyChecker {
     for (const image of images) {
       const clip = clipPixelValues(this.preprocessing, [image]);
       // The checker's own copy of the image: only the flag is used (easel blacks out a flagged image itself).
-      const pixels = Float32Array.from(image.data, (v) => v / 255);
+      // A loop: Float32Array.from with a map function is ~20× slower on 786k values.
+      const pixels = new Float32Array(image.data.length);
+      for (let i = 0; i < pixels.length; i++) pixels[i] = (image.data[i] as number) / 255;
       const out = await this.session.run({
         clip_input: floatTensor(this.floatTypes.clip, clip.data, [1, 3, clip.height, clip.width]),
         images: floatTensor(this.floatTypes.images, pixels, [1, image.height, image.width, 3]),
