@@ -92,7 +92,9 @@ describe("hubFetch deadlines (fake clock)", () => {
     const res = await hubFetch({ endpoint: HUB, fetch: stub.fetch, timeoutMs: 5000 })("https://hub.test/x");
     const state = watch(res.arrayBuffer());
     await vi.advanceTimersByTimeAsync(6 * 4000);
-    expect(state).toEqual({ settled: true });
+    expect(state.settled).toBe(true);
+    expect(state.error).toBeUndefined();
+    expect(state.value).toBeInstanceOf(ArrayBuffer);
   });
 });
 

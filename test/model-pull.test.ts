@@ -13,6 +13,7 @@ import {
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
 import { EaselError } from "../src/core/errors.ts";
 import { FakeHub, type FakeHubFile, type FakeHubRepo } from "./fakes/fake-hub.ts";
+import { untilReal, watch } from "./support.ts";
 
 const text = (value: string) => Buffer.from(value);
 const json = (value: unknown) => text(JSON.stringify(value, null, 2));
@@ -425,34 +426,6 @@ describe("a hub that does not answer", () => {
     }
   }, 15_000);
 });
-
-/** A promise's outcome as it comes. */
-function watch<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
-  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
-  promise.then(
-    (value) => {
-      state.settled = true;
-      state.value = value;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
-
-/** The real clock's timer, taken before any test fakes it. */
-const realSetTimeout = globalThis.setTimeout;
-
-/** Waits on the real event loop (the sockets, the files) until `check` holds; the fake clock does not move. */
-async function untilReal(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (check()) return;
-    await new Promise((r) => realSetTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 describe("models/known-models.json", () => {
   it("lists unique, well-formed entries", () => {

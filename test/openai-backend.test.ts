@@ -30,7 +30,7 @@ import {
   rateLimited,
   serverError,
 } from "./fakes/fake-openai.ts";
-import { failure, openAiRequest, watch } from "./support.ts";
+import { failure, openAiRequest, untilReal, watch } from "./support.ts";
 
 const BASE_SETTINGS: Omit<OpenAiSettings, "apiKey" | "baseUrl"> = {
   imageModel: "gpt-image-1",
@@ -66,21 +66,6 @@ function setup(settings: Partial<OpenAiSettings> = {}, options: Partial<OpenAiBa
 }
 
 const request = openAiRequest;
-
-/** The real clock's timer, taken before any test fakes it: for waiting on real work (the fake's sockets). */
-const realSetTimeout = globalThis.setTimeout;
-
-/**
- * Waits, on the real event loop, until `check` holds: for the HTTP round trips to the fake, which take real
- * time whatever the clock. The fake clock does not move meanwhile (unlike vi.waitFor, which advances it).
- */
-async function untilReal(check: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 2_000; i++) {
-    if (check()) return;
-    await new Promise((r) => realSetTimeout(r, 5));
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
 
 /**
  * The SDK's timers (its waits before a retry, its per-attempt timeout) on a fake clock; sockets stay real.

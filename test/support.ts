@@ -45,11 +45,12 @@ export async function failure(promise: Promise<unknown>): Promise<Error & { code
 }
 
 /** A promise's outcome as it comes, readable without awaiting it: to check while fake time stands still. */
-export function watch(promise: Promise<unknown>): { settled: boolean; error?: unknown } {
-  const state: { settled: boolean; error?: unknown } = { settled: false };
+export function watch<T>(promise: Promise<T>): { settled: boolean; value?: T; error?: unknown } {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
   promise.then(
-    () => {
+    (value) => {
       state.settled = true;
+      state.value = value;
     },
     (error: unknown) => {
       state.settled = true;
@@ -57,4 +58,19 @@ export function watch(promise: Promise<unknown>): { settled: boolean; error?: un
     },
   );
   return state;
+}
+
+/** The real clock's timer, taken before any test fakes it: for waiting on real work (sockets, files). */
+const realSetTimeout = globalThis.setTimeout;
+
+/**
+ * Waits, on the real event loop, until `check` holds: for round trips that take real time whatever the clock.
+ * The fake clock does not move meanwhile (unlike vi.waitFor, which advances it).
+ */
+export async function untilReal(check: () => boolean, what: string): Promise<void> {
+  for (let i = 0; i < 2_000; i++) {
+    if (check()) return;
+    await new Promise((r) => realSetTimeout(r, 5));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
