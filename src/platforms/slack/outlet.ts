@@ -137,7 +137,11 @@ export class SlackOutlet implements JobOutlet<StatusTarget>, Announcer {
     const message = layoutBlocks(model);
     let target = handle ?? this.recorded(job);
     if (target) await this.update(target, message);
-    else target = await this.post(job.id, job.request.requester.channelId, message, undefined);
+    else {
+      target = await this.post(job.id, job.request.requester.channelId, message, undefined);
+      // A card found rather than posted (the last process died before its answer) shows an older state.
+      if (target.shown === undefined) await this.update(target, message);
+    }
     const deliveries = this.services.deliveries;
     if (deliveries.deliveriesForJob(job.id, "failure").length > 0) return;
     // An edit does not notify: tell the requester, quietly, as well. Recorded first, and shown at most once.
