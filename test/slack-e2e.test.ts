@@ -261,10 +261,12 @@ describe("Slack in Socket Mode", () => {
     const { job, ackText } = await slash(f, "a lighthouse --size 64x64 --steps 4", { channelId: RANDOM });
     expect(ackText).toMatch(/^Queued/);
     // A job cancelled while its worker still loads the model stops only after that render (the supervisor
-    // checks the signal before the load, not after), so allow for one render.
+    // checks the signal before the load, not after), so allow for one render. On a loaded machine the tiny
+    // render can even end before Slack's refusal arrives: the result then ends undeliverable at once
+    // (not_in_channel is permanent). Either way nothing stays queued and nothing reaches the channel.
     await expect
       .poll(() => easel().easel.store.jobs.getJob(job?.id ?? "")?.state, { timeout: 15_000 })
-      .toBe("cancelled");
+      .toSatisfy((state) => state === "cancelled" || state === "undeliverable");
     await expect.poll(() => ephemeralsFor(f, ALICE, RANDOM)).toEqual([BOT_MESSAGES.notInChannel]);
     expect(easel().easel.engine.activeJobs()).toEqual([]);
     expect(botMessages(f, RANDOM)).toEqual([]);
