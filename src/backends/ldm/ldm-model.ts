@@ -253,9 +253,8 @@ async function loadVaeEncoder(path: string, factory: SessionFactory): Promise<In
   } catch {
     return factory.create(path); // says that the file is missing
   }
-  return drawsInGraph(bytes)
-    ? factory.create(path, exposePosteriorParameters(bytes, path))
-    : factory.create(path);
+  // The bytes already read go to onnxruntime as they are: the file is not read a second time.
+  return factory.create(path, drawsInGraph(bytes) ? exposePosteriorParameters(bytes, path) : bytes);
 }
 
 /** The checker files of the folder lent with EASEL_SAFETY_CHECKER; one without them is refused, naming it. */
