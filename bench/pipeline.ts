@@ -18,7 +18,8 @@ import { quantile, report, timeRuns } from "./measure.ts";
 
 /**
  * Pipeline figures on generated models: `pipeline_overhead_ratio` (wall time of a generate ÷ time inside
- * onnxruntime's session.run, on the larger `bench` model), the same on the tiny model, the bot process's
+ * onnxruntime's session.run, on the larger `bench` model), the same on the tiny model and on an SDXL-shaped
+ * bench model at 1024² (`sdxl_pipeline_overhead_ratio`), the bot process's
  * event-loop delay while the worker generates, and the cost of one preview.
  */
 
@@ -39,16 +40,17 @@ const PARAMS: GenerateParams = {
 async function overhead(
   modelsDir: string,
   variant: TinyModelVariantName,
+  params: GenerateParams = PARAMS,
 ): Promise<{ ratio: number; jsMsPerStep: number }> {
   const model = await LdmModel.load(
     readModelFolder(join(modelsDir, variant)),
     new SessionFactory({ device: "cpu" }),
   );
-  await generate(model, { ...PARAMS, steps: 2 }); // warm-up: first runs allocate ORT's arenas
+  await generate(model, { ...params, steps: 2 }); // warm-up: first runs allocate ORT's arenas
   const ratios: number[] = [];
   const perStep: number[] = [];
   for (let i = 0; i < 3; i++) {
-    const { timings, denoisingSteps } = await generate(model, PARAMS);
+    const { timings, denoisingSteps } = await generate(model, params);
     ratios.push(timings.totalMs / timings.sessionMs);
     perStep.push((timings.totalMs - timings.sessionMs) / denoisingSteps);
   }
@@ -70,13 +72,17 @@ async function eventLoopLag(modelsDir: string): Promise<number> {
 export async function benchPipeline(): Promise<void> {
   const modelsDir = mkdtempSync(join(tmpdir(), "easel-bench-"));
   try {
-    for (const variant of ["bench", "sd1"] as const) {
+    for (const variant of ["bench", "sd1", "sdxl-bench"] as const) {
       await writeTinyModel(join(modelsDir, variant), TINY_MODEL_VARIANTS[variant], TOKENIZER);
     }
     const bench = await overhead(modelsDir, "bench");
     report("pipeline_overhead_ratio", bench.ratio, 3);
     report("pipeline_outside_ort_ms_per_step", bench.jsMsPerStep);
     report("pipeline_overhead_ratio_tiny", (await overhead(modelsDir, "sd1")).ratio, 3);
+    // SDXL at its native 1024² (a 128×128×4 latent), both encoders, text_embeds and time_ids, fewer steps.
+    const sdxl = await overhead(modelsDir, "sdxl-bench", { ...PARAMS, width: 1024, height: 1024, steps: 8 });
+    report("sdxl_pipeline_overhead_ratio", sdxl.ratio, 3);
+    report("sdxl_pipeline_outside_ort_ms_per_step", sdxl.jsMsPerStep);
     report("event_loop_lag_p99_ms", await eventLoopLag(modelsDir));
     const latent = new TorchGenerator(1).randn(4 * 64 * 64);
     const previews = timeRuns(() => latentPreview(latent, 64, 64), 200, 20);

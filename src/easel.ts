@@ -136,6 +136,7 @@ export async function startEasel(config: Config, options: StartOptions = {}): Pr
           : { maxQueuedPerUser: config.limits.maxQueuedPerUser }),
       },
       ...(openai ? { backendLimits: { openai: openAiBackendLimits(config.openai) } } : {}),
+      costWeight: (request) => (request.backend === "ldm" ? ldmWorkers.costWeight(request.model) : 1),
     });
 
     const previewsDir = join(config.dataDir, "previews");

@@ -1,6 +1,7 @@
-import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { afterAll, describe, expect, it } from "vitest";
 import {
@@ -156,5 +157,24 @@ describe("HTML unescaping follows Python's html.unescape", () => {
     ["no entities", "no entities"],
   ])("%j → %j", (input, expected) => {
     expect(htmlUnescape(input)).toBe(expected);
+  });
+});
+
+describe("a `!` pad tokenizer feeds what transformers' CLIPTokenizer feeds", () => {
+  // Made by reference/make_pipeline_references.py with transformers' own CLIPTokenizer (pad_token "!", as SD 2.x,
+  // SD-Turbo and SDXL's tokenizer_2): every "!" is split out as id 0 before BPE, so "!!!" is three ids, not 995.
+  const reference = JSON.parse(
+    readFileSync(new URL("./golden/pipelines/tokenizer-bang-pad/cases.json", import.meta.url), "utf8"),
+  ) as { cases: { id: string; text: string; with_ftfy: { input_ids: number[] } }[] };
+  const bangPad = ClipTokenizer.fromFolder(
+    fileURLToPath(new URL("./golden/pipelines/sdxl/tokenizer_2", import.meta.url)),
+  );
+
+  it("reads the pad token from tokenizer_2's config", () => {
+    expect(bangPad.config.padId).toBe(0);
+  });
+
+  it.each(reference.cases.map((c) => [c.id, c] as const))("%s", (_id, c) => {
+    expect(Array.from(bangPad.tokenize(c.text).inputIds)).toEqual(c.with_ftfy.input_ids);
   });
 });

@@ -202,6 +202,20 @@ describe("job engine", () => {
     if (!second.ok) expect(second.message).toContain("1 job");
   });
 
+  it("weighs each model's ETA by its family's cost (an SDXL job counts more per pixel and step)", async () => {
+    const weights: Record<string, number> = { sdxl: 1.25, tiny: 1 };
+    const { engine } = setup({ costWeight: (r) => weights[r.model] ?? 1 });
+    await engine.start();
+    engine.submit("w0", request("w0", "A"));
+    const sd1 = engine.submit("w1", request("w1", "B"));
+    const sdxl = engine.submit("w2", request("w2", "C", "g1", { model: "sdxl" }));
+    const sd1After = engine.submit("w3", request("w3", "D"));
+    if (!sd1.ok || !sdxl.ok || !sd1After.ok) throw new Error("refused");
+    // Each ETA is the jobs ahead plus its own: the SDXL job's own share is 1.25 × the same SD 1.x job's.
+    const own = (after: { etaMs: number }, before: { etaMs: number }) => after.etaMs - before.etaMs;
+    expect(own(sdxl, sd1) / own(sd1After, sdxl)).toBeCloseTo(1.25, 2);
+  });
+
   it("reports position and ETA for every waiting job, and again when it changes", async () => {
     const { engine, backend, events } = setup();
     await engine.start();

@@ -278,13 +278,6 @@ describe("export variants", () => {
     const b = await generate(m, { ...BASE, scheduler: "lcm", guidance: 2 });
     expect(same(pixels(a), pixels(b))).toBe(false);
   });
-
-  it("says SDXL is not supported yet", async () => {
-    await writeTinyModel(join(modelsDir, "sdxl"), TINY_MODEL_VARIANTS.sdxl, TOKENIZER);
-    const err = await failure(LdmModel.load(readModelFolder(join(modelsDir, "sdxl")), factory));
-    expect(err.code).toBe("not_supported");
-    expect(err.message).toContain("SDXL");
-  });
 });
 
 describe("bad input is refused with the valid range", () => {

@@ -199,6 +199,18 @@ describe("singular and plural", () => {
     expect(img2img(10, 0.65)).toContain("then 6 of 10 euler_ancestral steps remove the noise");
     expect(img2img(1, 1)).toContain("then 1 of 1 euler_ancestral step removes the noise");
   });
+
+  it("tells an SDXL job's real numbers: two text encoders and a 128×128×4 latent at 1024²", () => {
+    const sdxl = explainJob(
+      { ...job, request: { ...job.request, width: 1024, height: 1024 } },
+      { tokens: 9, cut: 0, encoders: 2 },
+      0,
+    );
+    expect(sdxl).toContain("two text encoders");
+    expect(sdxl).toContain("128×128×4 latent");
+    expect(sdxl).toContain("1024×1024 pixels");
+    expect(explainJob(job, { tokens: 9, cut: 0, encoders: 1 }, 0)).toContain("the text encoder turns them");
+  });
 });
 
 describe("button ids", () => {

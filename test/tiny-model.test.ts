@@ -186,7 +186,7 @@ describe("tiny model folders", () => {
       if ("safetyChecker" in options && options.safetyChecker) {
         expected.push("feature_extractor/preprocessor_config.json", "safety_checker/model.onnx");
       }
-      if (options.family === "sdxl") {
+      if (options.family === "sdxl" || options.family === "sdxl-turbo") {
         expected.push(
           "text_encoder_2/config.json",
           "text_encoder_2/model.onnx",
@@ -204,7 +204,10 @@ describe("tiny model folders", () => {
     for (const [name, options] of VARIANTS) {
       const o = resolveTinyModelOptions(options);
       const f = o.dtype;
-      const crossDim = o.family === "sdxl" ? 2 * o.hidden : o.hidden;
+      const sdxl = o.family === "sdxl" || o.family === "sdxl-turbo";
+      const crossDim = sdxl ? 2 * o.hidden : o.hidden;
+      // SDXL's exports add every layer's hidden states: the pipeline reads the penultimate.
+      const layers = sdxl ? [0, 1, 2].map((k) => [`hidden_states.${k}`, f, 3, o.hidden]) : [];
 
       const text = await open(name, "text_encoder");
       const [ids] = ports(text.inputMetadata);
@@ -212,10 +215,7 @@ describe("tiny model folders", () => {
       expect(ids?.type, name).toBe(o.inputIds);
       expect(ids?.shape.length, name).toBe(2);
       expect(ports(text.outputMetadata).map((p) => [p.name, p.type, p.shape.length, p.shape.at(-1)])).toEqual(
-        [
-          ["last_hidden_state", f, 3, o.hidden],
-          ["pooler_output", f, 2, o.hidden],
-        ],
+        [["last_hidden_state", f, 3, o.hidden], ["pooler_output", f, 2, o.hidden], ...layers],
       );
 
       const unet = ports((await open(name, "unet")).inputMetadata);
@@ -244,11 +244,10 @@ describe("tiny model folders", () => {
       const extras = unet
         .map((p) => p.name)
         .filter((n) => !["sample", "timestep", "encoder_hidden_states"].includes(n));
-      const expectedExtras =
-        o.family === "lcm" ? ["timestep_cond"] : o.family === "sdxl" ? ["text_embeds", "time_ids"] : [];
+      const expectedExtras = o.family === "lcm" ? ["timestep_cond"] : sdxl ? ["text_embeds", "time_ids"] : [];
       expect(extras, name).toEqual(expectedExtras);
       if (o.family === "lcm") expect(unet.find((p) => p.name === "timestep_cond")?.shape[1]).toBe(256);
-      if (o.family === "sdxl") {
+      if (sdxl) {
         expect(unet.find((p) => p.name === "text_embeds")?.shape[1]).toBe(1280);
         expect(unet.find((p) => p.name === "time_ids")?.shape[1]).toBe(6);
       }
@@ -285,6 +284,9 @@ describe("tiny model folders", () => {
     expect(ports(second.outputMetadata).map((p) => [p.name, p.shape.at(-1)])).toEqual([
       ["text_embeds", 1280],
       ["last_hidden_state", 32],
+      ["hidden_states.0", 32],
+      ["hidden_states.1", 32],
+      ["hidden_states.2", 32],
     ]);
   });
 

@@ -1,5 +1,6 @@
 import { mkdtemp, readFile, rmdir, stat, writeFile } from "node:fs/promises";
 import { dirname, extname, join, resolve } from "node:path";
+import { nativeSideOf } from "../backends/ldm/model-family.ts";
 import {
   listModelNames,
   type ModelFolder,
@@ -89,11 +90,6 @@ function cliLabel(field: keyof PromptFlags): string {
 const INIT_SHAPE = "the --init image's shape";
 
 const CLI_REQUESTER = { platform: "cli", workspaceId: "cli", channelId: "cli", userId: "cli" } as const;
-
-/** Native square side of a family: SD 2.x v-prediction models were trained at 768, the others at 512. */
-function nativeSide(family: string): number {
-  return family === "sd2-v" ? 768 : 512;
-}
 
 /** The W:H nearest an image's shape that --ar accepts (whole numbers up to 100, at most 4:1). */
 function aspectOf(width: number, height: number): string {
@@ -311,7 +307,7 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
         guidance: model.defaults.guidance,
         sampler: model.defaults.scheduler,
       }),
-      nativeSide: nativeSide(model.io.family),
+      nativeSide: nativeSideOf(model.io.family),
     });
     if (!built.ok) throw new EaselError("invalid_argument", built.reason);
     const request = built.value;

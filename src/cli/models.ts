@@ -1,5 +1,6 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { nativeSideOf } from "../backends/ldm/model-family.ts";
 import {
   chooseDefaultModel,
   listModelNames,
@@ -51,8 +52,8 @@ export async function listModels(config: Config): Promise<void> {
       const t = io.timestep;
       const d = model.defaults;
       console.log(
-        `${name}: ${io.family}, ${io.floatType}, loads: yes; input_ids ${io.inputIdsType}, timestep ${t.type} ${t.shape === "scalar" ? "[]" : t.shape === "one" ? "[1]" : "[batch]"}` +
-          `${io.timestepCondDim ? `, timestep_cond ${io.timestepCondDim}` : ""}, text hidden ${io.textHidden ?? "?"}, ` +
+        `${name}: ${io.family}, ${io.floatType}, loads: yes; ${io.text2 ? "two text encoders, " : ""}input_ids ${io.text.inputIdsType}${io.text2 ? `/${io.text2.inputIdsType}` : ""}, timestep ${t.type} ${t.shape === "scalar" ? "[]" : t.shape === "one" ? "[1]" : "[batch]"}` +
+          `${io.timestepCondDim ? `, timestep_cond ${io.timestepCondDim}` : ""}, text hidden ${io.text2 ? `${io.text.hidden ?? "?"}+${io.text2.hidden ?? "?"}` : (io.text.hidden ?? "?")}, native ${nativeSideOf(io.family)}², ` +
           `img2img: ${model.vaeEncoder ? io.vaeEncoderOutput : "no (no vae_encoder)"}; defaults: ${d.scheduler}, ${count(d.steps, "step")}, cfg ${d.guidance}`,
       );
       await model.release();

@@ -128,6 +128,11 @@ export interface EngineOptions {
   encoder: ImageEncoder;
   limits?: Partial<EngineLimits>;
   backendLimits?: Partial<Record<BackendName, Partial<BackendLimits>>>;
+  /**
+   * How much one cost unit of this request's model costs against its lane's learned rate (default 1): SDXL's
+   * UNet costs more per pixel and step than SD 1.x's, so a lane serving both gives each its own ETA.
+   */
+  costWeight?: (request: GenerationRequest) => number;
   now?: () => number;
 }
 
@@ -153,10 +158,13 @@ export type SubmitResult =
   | { ok: true; job: Job; duplicate: boolean; position: number; etaMs: number }
   | { ok: false; code: "queue_full" | "limit_reached" | "not_supported" | "shutting_down"; message: string };
 
-/** Relative cost of a job, for ETAs: LDM scales with steps × pixels × images; OpenAI with images. */
-export function jobCost(request: GenerationRequest): number {
+/**
+ * Relative cost of a job, for ETAs: LDM scales with steps × pixels × images, times its model's weight; OpenAI
+ * with images.
+ */
+export function jobCost(request: GenerationRequest, weight = 1): number {
   if (request.backend === "openai") return request.count;
-  return (request.steps * request.width * request.height * request.count) / (512 * 512);
+  return (weight * request.steps * request.width * request.height * request.count) / (512 * 512);
 }
 
 interface Running {
@@ -197,6 +205,7 @@ export class Engine extends EventEmitter<EngineEvents> {
   private readonly limits: EngineLimits;
   private readonly lanes = new Map<BackendName, Lane>();
   private readonly now: () => number;
+  private readonly costWeight: (request: GenerationRequest) => number;
   /** Queued jobs by id (waiting in a lane's FairQueue). */
   private readonly queued = new Map<string, Job>();
   private readonly lastPosition = new Map<string, number>();
@@ -211,6 +220,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     this.loadImage = options.loadImage;
     this.limits = { ...DEFAULT_ENGINE_LIMITS, ...options.limits };
     this.now = options.now ?? Date.now;
+    this.costWeight = options.costWeight ?? (() => 1);
     for (const [name, backend] of Object.entries(options.backends) as [BackendName, ImageBackend][]) {
       const limits = { ...DEFAULT_BACKEND_LIMITS[name], ...options.backendLimits?.[name] };
       this.lanes.set(name, {
@@ -650,8 +660,12 @@ export class Engine extends EventEmitter<EngineEvents> {
     if (failed) this.emit("failed", { job: failed, code, message });
   }
 
+  private cost(request: GenerationRequest): number {
+    return jobCost(request, this.costWeight(request));
+  }
+
   private learnDuration(lane: Lane, request: GenerationRequest, ms: number): void {
-    const units = jobCost(request);
+    const units = this.cost(request);
     if (units <= 0 || ms <= 0) return;
     // An exponentially weighted average: recent jobs count most (models and load change).
     lane.msPerUnit = 0.7 * lane.msPerUnit + 0.3 * (ms / units);
@@ -669,7 +683,7 @@ export class Engine extends EventEmitter<EngineEvents> {
     const now = this.now();
     const slots: number[] = [];
     for (const r of lane.running.values()) {
-      slots.push(Math.max(now, r.startedAt + jobCost(r.job.request) * lane.msPerUnit));
+      slots.push(Math.max(now, r.startedAt + this.cost(r.job.request) * lane.msPerUnit));
     }
     while (slots.length < lane.limits.concurrency) slots.push(now);
     const cap = rateCap(lane.limits);
@@ -686,7 +700,7 @@ export class Engine extends EventEmitter<EngineEvents> {
       if (cap && starts.length >= cap.starts) {
         start = Math.max(start, (starts[starts.length - cap.starts] as number) + cap.windowMs);
       }
-      const own = jobCost(job.request) * lane.msPerUnit;
+      const own = this.cost(job.request) * lane.msPerUnit;
       if (cap) starts.push(start);
       slots[slot] = start + own;
       out.set(entry.jobId, { position, etaMs: Math.round(start + own - now) });

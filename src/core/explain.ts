@@ -15,6 +15,8 @@ export interface TokenCount {
   tokens: number;
   /** Tokens beyond CLIP's 77 that the text encoder never saw. */
   cut: number;
+  /** Text encoders the model has: SDXL's two, or one. */
+  encoders?: number;
 }
 
 /** "How it was made" for a job: the stages with the job's own numbers, as shown to the member. */
@@ -30,7 +32,7 @@ export function explainJob(job: Job, tokens: TokenCount | undefined, frames: num
     say.heading(job.id),
     say.prompt(r.prompt.length > 200 ? `${r.prompt.slice(0, 199)}…` : r.prompt),
     tokens ? say.tokens(tokens.tokens, tokens.cut) : say.tokensUnknown,
-    say.encoder(Boolean(r.negativePrompt)),
+    say.encoder(Boolean(r.negativePrompt), tokens?.encoders),
     r.init
       ? say.img2img(latent, Math.round(strength * 100), steps, r.steps, r.sampler, r.guidance)
       : say.txt2img(r.seed, latent, steps, r.sampler, r.guidance),

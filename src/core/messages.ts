@@ -247,8 +247,10 @@ export const EXPLAIN_TEXT = {
   tokens: (tokens: number, cut: number) =>
     `2. → ${plural(tokens, "CLIP token")}${cut > 0 ? ` (${cut} over the limit of 77 ${cut === 1 ? "was" : "were"} cut)` : ""}`,
   tokensUnknown: "2. → CLIP tokens (at most 77)",
-  encoder: (negative: boolean) =>
-    `3. → the text encoder turns them into one embedding vector per token${negative ? ", and the negative prompt into another" : ""}.`,
+  encoder: (negative: boolean, encoders = 1) =>
+    encoders === 2
+      ? `3. → two text encoders (SDXL's CLIP-L and OpenCLIP bigG) each turn them into one vector per token, joined side by side, plus one pooled vector for the whole prompt${negative ? "; the negative prompt gets the same" : ""}.`
+      : `3. → the text encoder turns them into one embedding vector per token${negative ? ", and the negative prompt into another" : ""}.`,
   img2img: (latent: string, percent: number, steps: number, of: number, sampler: string, cfg: number) =>
     `4. → the start image is encoded to a ${latent} latent and noised to ${percent} %, then ${steps} of ${plural(of, `${sampler} step`)} remove${steps === 1 ? "s" : ""} the noise, guided by the prompt (CFG ${cfg}).`,
   txt2img: (seed: number, latent: string, steps: number, sampler: string, cfg: number) =>

@@ -1,5 +1,7 @@
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { EaselError } from "../../core/errors.ts";
+import type { ModelFamily } from "./model-family.ts";
 import type { ModelFolder } from "./model-folder.ts";
 import { ort, type SessionFactory } from "./onnx-session.ts";
 import { findSafetyChecker, SafetyChecker, type SafetyCheckerFiles } from "./safety-checker.ts";
@@ -14,8 +16,27 @@ import { drawsInGraph, exposePosteriorParameters } from "./vae-encoder-graph.ts"
  * graphs; `latent_sample` or `latent_parameters` from the VAE encoder.
  */
 
-/** The model families easel recognises; SDXL is recognised only to say it is not supported yet. */
-export type ModelFamily = "sd1" | "sd2" | "sd2-v" | "turbo" | "lcm";
+/** One text encoder's interface. */
+export interface TextEncoderInterface {
+  inputIdsType: "int32" | "int64";
+  /** A batch size fixed by the export (static shapes), else undefined. */
+  batch: number | undefined;
+  /** The output the UNet reads: `last_hidden_state` (SD 1.x / 2.x) or the penultimate `hidden_states.N` (SDXL). */
+  hiddenOutput: string;
+  hidden: number | undefined;
+  /** SDXL's text_encoder_2: its pooled, projected `text_embeds` output. */
+  pooledOutput: string | undefined;
+}
+
+/** SDXL's added UNet conditions. */
+export interface AddedConditions {
+  /** time_ids per row: 6 (original size, crop, target size) or 5 (original size, crop, aesthetic score: refiners). */
+  timeIdsLength: 5 | 6;
+  textEmbedsType: FloatType;
+  timeIdsType: FloatType;
+  /** model_index.json's `force_zeros_for_empty_prompt` (diffusers' default: true). */
+  zeroEmptyNegative: boolean;
+}
 
 /** Float element types the graphs use for latents and embeddings. */
 export type FloatType = "float32" | "float16";
@@ -40,16 +61,17 @@ export interface ModelInterface {
     vaeDecoder: FloatType;
     vaeEncoder: FloatType;
   };
-  inputIdsType: "int32" | "int64";
-  textHidden: number | undefined;
-  textOutput: string;
+  /** The text encoder, and SDXL's second one (its hidden states are concatenated after the first's). */
+  text: TextEncoderInterface;
+  text2: TextEncoderInterface | undefined;
+  /** SDXL's text_embeds and time_ids; undefined for other families. */
+  added: AddedConditions | undefined;
   unetOutput: string;
   timestep: TimestepInput;
   /** LCM's guidance embedding size, when the UNet takes `timestep_cond`. */
   timestepCondDim: number | undefined;
   /** A batch size fixed by the export (static shapes), else undefined; calls are split or padded to it. */
   unetBatch: number | undefined;
-  textBatch: number | undefined;
   /** Latent height and width fixed by the export (it renders only one size), else undefined. */
   unetLatentSize: [number, number] | undefined;
   vaeDecoderInput: string;
@@ -104,26 +126,140 @@ function latentSizeOf(shape: ReadonlyArray<number | string> | undefined): [numbe
   return h !== undefined && w !== undefined ? [h, w] : undefined;
 }
 
-/** Reads the interfaces of the four sessions and checks they form a model easel can run. */
+/** The UNet inputs easel feeds; any other input is refused by name. */
+const UNET_INPUTS = [
+  "sample",
+  "timestep",
+  "encoder_hidden_states",
+  "timestep_cond",
+  "text_embeds",
+  "time_ids",
+];
+
+function inputIdsTypeOf(session: InferenceSession, file: string): "int32" | "int64" {
+  const idsMeta = meta(session, "input", "input_ids");
+  if (idsMeta === undefined) throw new EaselError("model_file", `${file}: no "input_ids" input`);
+  if (idsMeta.type !== "int32" && idsMeta.type !== "int64") {
+    throw new EaselError(
+      "not_supported",
+      `${file}: input_ids of type ${idsMeta.type} (expected int32 or int64)`,
+    );
+  }
+  return idsMeta.type;
+}
+
+/**
+ * The output diffusers' SDXL pipelines take from a text encoder, `hidden_states[-2]`: the penultimate of the
+ * `hidden_states.0 … hidden_states.N` outputs that optimum's exports have.
+ */
+function penultimateHiddenState(session: InferenceSession, file: string): string {
+  const layers = session.outputNames
+    .map((name: string) => /^hidden_states\.(\d+)$/.exec(name)?.[1])
+    .filter((n): n is string => n !== undefined)
+    .map(Number);
+  const last = Math.max(-1, ...layers);
+  if (last < 1) {
+    throw new EaselError(
+      "model_file",
+      `${file}: an SDXL text encoder must output its hidden states (hidden_states.0 … hidden_states.N, as optimum exports them): SDXL reads the penultimate layer`,
+    );
+  }
+  return `hidden_states.${last - 1}`;
+}
+
+function describeTextEncoder(session: InferenceSession, file: string, sdxl: boolean): TextEncoderInterface {
+  const hiddenOutput = sdxl
+    ? penultimateHiddenState(session, file)
+    : firstName(session.outputNames, "last_hidden_state", file);
+  const hidden = meta(session, "output", hiddenOutput)?.shape?.[2];
+  return {
+    inputIdsType: inputIdsTypeOf(session, file),
+    batch: fixedDim(meta(session, "input", "input_ids")?.shape?.[0]),
+    hiddenOutput,
+    hidden: typeof hidden === "number" ? hidden : undefined,
+    pooledOutput: undefined,
+  };
+}
+
+/** SDXL's second encoder: it must have the projection (`text_embeds`), as CLIPTextModelWithProjection exports. */
+function describeSecondEncoder(session: InferenceSession, file: string): TextEncoderInterface {
+  if (!session.outputNames.includes("text_embeds")) {
+    throw new EaselError(
+      "model_file",
+      `${file}: SDXL's text_encoder_2 must output text_embeds (CLIPTextModelWithProjection); found ${session.outputNames.join(", ")}`,
+    );
+  }
+  return { ...describeTextEncoder(session, file, true), pooledOutput: "text_embeds" };
+}
+
+/** A fixed size that disagrees with the one expected is refused, naming both; symbolic sizes pass. */
+function expectDim(actual: number | string | undefined, expected: number | undefined, what: string): void {
+  const fixed = fixedDim(actual);
+  if (fixed !== undefined && expected !== undefined && fixed !== expected) {
+    throw new EaselError("model_file", `${what} is ${fixed}, expected ${expected}`);
+  }
+}
+
+/** SDXL's added conditions, checked against the second encoder; a folder that mixes parts is refused. */
+function describeAdded(
+  folder: ModelFolder,
+  unet: InferenceSession,
+  text: TextEncoderInterface,
+  text2: TextEncoderInterface,
+  textEncoder2: InferenceSession,
+): AddedConditions {
+  const unetFile = folder.unet;
+  const embedsMeta = meta(unet, "input", "text_embeds");
+  const timeMeta = meta(unet, "input", "time_ids");
+  const pooledDim = fixedDim(meta(textEncoder2, "output", "text_embeds")?.shape?.[1]);
+  expectDim(
+    embedsMeta?.shape?.[1],
+    pooledDim,
+    `${unetFile}: text_embeds width (text_encoder_2's text_embeds)`,
+  );
+  const cross = meta(unet, "input", "encoder_hidden_states")?.shape?.[2];
+  const both =
+    text.hidden !== undefined && text2.hidden !== undefined ? text.hidden + text2.hidden : undefined;
+  expectDim(
+    cross,
+    both,
+    `${unetFile}: encoder_hidden_states width (the two text encoders' hidden sizes together)`,
+  );
+  // Refiners condition on an aesthetic score instead of the target size (diffusers' requires_aesthetics_score).
+  const aesthetic = folder.modelIndex.requires_aesthetics_score === true;
+  const length = fixedDim(timeMeta?.shape?.[1]) ?? (aesthetic ? 5 : 6);
+  if (length !== 5 && length !== 6) {
+    throw new EaselError(
+      "model_file",
+      `${unetFile}: time_ids has ${length} values per row, expected 6 (or 5 for a refiner)`,
+    );
+  }
+  return {
+    timeIdsLength: length,
+    textEmbedsType: floatTypeOf(embedsMeta, unetFile),
+    timeIdsType: floatTypeOf(timeMeta, unetFile),
+    zeroEmptyNegative: folder.modelIndex.force_zeros_for_empty_prompt !== false,
+  };
+}
+
+/** Reads the interfaces of the sessions and checks they form a model easel can run; what does not is named. */
 export function describeInterfaces(
   folder: ModelFolder,
   sessions: {
     textEncoder: InferenceSession;
+    textEncoder2?: InferenceSession;
     unet: InferenceSession;
     vaeDecoder: InferenceSession;
     vaeEncoder?: InferenceSession;
   },
   padId: number,
 ): ModelInterface {
-  const { textEncoder, unet, vaeDecoder, vaeEncoder } = sessions;
-  const unsupported = unet.inputNames.filter(
-    (n: string) => !["sample", "timestep", "encoder_hidden_states", "timestep_cond"].includes(n),
-  );
+  const { textEncoder, textEncoder2, unet, vaeDecoder, vaeEncoder } = sessions;
+  const unsupported = unet.inputNames.filter((n: string) => !UNET_INPUTS.includes(n));
   if (unsupported.length > 0) {
-    const sdxl = unsupported.includes("text_embeds") || unsupported.includes("time_ids");
     throw new EaselError(
       "not_supported",
-      `${folder.unet}: ${sdxl ? "SDXL models are" : "this UNet is"} not supported yet (extra inputs: ${unsupported.join(", ")})`,
+      `${folder.unet}: this UNet is not supported (extra inputs: ${unsupported.join(", ")})`,
     );
   }
   for (const required of ["sample", "timestep", "encoder_hidden_states"]) {
@@ -131,17 +267,28 @@ export function describeInterfaces(
       throw new EaselError("model_file", `${folder.unet}: the UNet has no "${required}" input`);
     }
   }
-  const idsMeta = meta(textEncoder, "input", "input_ids");
-  if (idsMeta === undefined)
-    throw new EaselError("model_file", `${folder.textEncoder}: no "input_ids" input`);
-  if (idsMeta.type !== "int32" && idsMeta.type !== "int64") {
+  const sdxl = unet.inputNames.includes("text_embeds") || unet.inputNames.includes("time_ids");
+  if (sdxl && !(unet.inputNames.includes("text_embeds") && unet.inputNames.includes("time_ids"))) {
+    throw new EaselError("model_file", `${folder.unet}: an SDXL UNet takes both text_embeds and time_ids`);
+  }
+  if (sdxl && (textEncoder2 === undefined || folder.textEncoder2 === undefined)) {
     throw new EaselError(
-      "not_supported",
-      `${folder.textEncoder}: input_ids of type ${idsMeta.type} (expected int32 or int64)`,
+      "model_file",
+      `${join(folder.dir, "text_encoder_2", "model.onnx")} is missing: this is an SDXL UNet (it takes text_embeds and time_ids), which needs both text encoders`,
     );
   }
-  const textOutput = firstName(textEncoder.outputNames, "last_hidden_state", folder.textEncoder);
-  const hiddenDim = meta(textEncoder, "output", textOutput)?.shape?.[2];
+  if (!sdxl && folder.textEncoder2 !== undefined) {
+    throw new EaselError(
+      "model_file",
+      `${folder.textEncoder2}: a second text encoder, but ${folder.unet} takes no text_embeds or time_ids (not an SDXL UNet)`,
+    );
+  }
+  const text = describeTextEncoder(textEncoder, folder.textEncoder, sdxl);
+  const text2 =
+    sdxl && textEncoder2 && folder.textEncoder2
+      ? describeSecondEncoder(textEncoder2, folder.textEncoder2)
+      : undefined;
+  const added = text2 && textEncoder2 ? describeAdded(folder, unet, text, text2, textEncoder2) : undefined;
 
   const tMeta = meta(unet, "input", "timestep");
   const tType = tMeta?.type ?? "float32";
@@ -179,18 +326,31 @@ export function describeInterfaces(
   }
 
   const config = folder.schedulerConfig;
+  const trailing = config.timestep_spacing === "trailing";
   // Only a UNet that takes the guidance embedding is an LCM model proper; an LCM-LoRA merged into SD 1.x keeps
   // the plain interface (and classifier-free guidance) with an LCMScheduler config.
-  const family: ModelFamily =
-    timestepCondDim !== undefined
+  const family: ModelFamily = sdxl
+    ? trailing
+      ? "sdxl-turbo"
+      : "sdxl"
+    : timestepCondDim !== undefined
       ? "lcm"
       : config.prediction_type === "v_prediction"
         ? "sd2-v"
-        : config.timestep_spacing === "trailing" && padId === 0
+        : trailing && padId === 0
           ? "turbo"
           : padId === 0
             ? "sd2"
             : "sd1";
+
+  const vaeDecoderType = floatTypeOf(meta(vaeDecoder, "input", vaeDecoderInput), folder.vaeDecoder);
+  if (sdxl && vaeDecoderType === "float16" && folder.vaeForceUpcast) {
+    // diffusers decodes such a VAE in float32 (force_upcast); an fp16 graph cannot be upcast at run time.
+    throw new EaselError(
+      "not_supported",
+      `${folder.vaeDecoder}: a float16 SDXL VAE decoder whose config says force_upcast overflows (black or NaN images); export the VAE in float32, or use the fp16-fix VAE (madebyollin/sdxl-vae-fp16-fix, force_upcast false)`,
+    );
+  }
 
   return {
     family,
@@ -199,7 +359,7 @@ export function describeInterfaces(
       sample: floatTypeOf(meta(unet, "input", "sample"), folder.unet),
       hiddenStates: floatTypeOf(meta(unet, "input", "encoder_hidden_states"), folder.unet),
       timestepCond: floatTypeOf(condMeta, folder.unet),
-      vaeDecoder: floatTypeOf(meta(vaeDecoder, "input", vaeDecoderInput), folder.vaeDecoder),
+      vaeDecoder: vaeDecoderType,
       vaeEncoder: vaeEncoder
         ? floatTypeOf(
             meta(vaeEncoder, "input", firstName(vaeEncoder.inputNames, "sample", folder.vaeEncoder ?? "")),
@@ -207,12 +367,11 @@ export function describeInterfaces(
           )
         : "float32",
     },
-    inputIdsType: idsMeta.type,
-    textHidden: typeof hiddenDim === "number" ? hiddenDim : undefined,
-    textOutput,
+    text,
+    text2,
+    added,
     unetOutput: firstName(unet.outputNames, "out_sample", folder.unet),
     unetBatch: fixedDim(meta(unet, "input", "sample")?.shape?.[0]),
-    textBatch: fixedDim(idsMeta.shape?.[0]),
     unetLatentSize: latentSizeOf(meta(unet, "input", "sample")?.shape),
     timestep,
     timestepCondDim,
@@ -225,7 +384,7 @@ export function describeInterfaces(
   };
 }
 
-/** Defaults per family: SD-Turbo takes 1 step without guidance, LCM 4 steps with embedded guidance. */
+/** Defaults per family: SD-Turbo and SDXL-Turbo take 1 step without guidance, LCM 4 steps with embedded guidance. */
 export function modelDefaults(folder: ModelFolder, family: ModelFamily): ModelDefaults {
   const className =
     typeof folder.schedulerConfig._class_name === "string" ? folder.schedulerConfig._class_name : "";
@@ -235,6 +394,13 @@ export function modelDefaults(folder: ModelFolder, family: ModelFamily): ModelDe
       return { scheduler: own ?? "euler_trailing", steps: 1, guidance: 0 };
     case "lcm":
       return { scheduler: "lcm", steps: 4, guidance: 8 };
+    case "sdxl-turbo":
+      // Distilled for 1–4 steps without guidance; its own scheduler config (Euler ancestral, trailing).
+      return { scheduler: own ?? "euler_ancestral", steps: 1, guidance: 0 };
+    case "sdxl":
+      // 30 steps and cfg 7: the settings SDXL bots and UIs (Fooocus, A1111) start from; diffusers' 50 and 5.0 are
+      // slower for little gain.
+      return { scheduler: own ?? "euler", steps: 30, guidance: 7 };
     default:
       // An LCM-LoRA merged model: few steps and little or no guidance, as its authors recommend.
       if (own === "lcm") return { scheduler: "lcm", steps: 4, guidance: 1 };
@@ -270,12 +436,62 @@ function lentChecker(dir: string | undefined): SafetyCheckerFiles | undefined {
   return files;
 }
 
-/** A model's sessions, tokenizer and interfaces, loaded once and reused for every job. */
+/**
+ * SDXL's second tokenizer, checked against its encoder: a tokenizer_2 from another model (another vocabulary,
+ * another context length) would feed ids the encoder's table does not hold.
+ */
+function loadSecondTokenizer(folder: ModelFolder, first: ClipTokenizer): ClipTokenizer | undefined {
+  if (folder.tokenizer2Dir === undefined || folder.textEncoder2 === undefined) return undefined;
+  const second = ClipTokenizer.fromFolder(folder.tokenizer2Dir);
+  const where = join(folder.tokenizer2Dir, "vocab.json");
+  const configPath = join(folder.dir, "text_encoder_2", "config.json");
+  let vocabSize: unknown;
+  try {
+    vocabSize = (JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>).vocab_size;
+  } catch {
+    vocabSize = undefined; // optimum exports carry the config; without one there is nothing to check against
+  }
+  if (typeof vocabSize === "number" && vocabSize !== second.vocabSize) {
+    throw new EaselError(
+      "model_file",
+      `${where}: tokenizer_2 has ${second.vocabSize} tokens, but ${configPath} says text_encoder_2 has ${vocabSize}: the tokenizer does not match its encoder`,
+    );
+  }
+  if (second.config.contextLength !== first.config.contextLength) {
+    throw new EaselError(
+      "model_file",
+      `${join(folder.tokenizer2Dir, "tokenizer_config.json")}: tokenizer_2 pads to ${second.config.contextLength} tokens, tokenizer to ${first.config.contextLength}: SDXL joins the two encoders token by token, so they must match`,
+    );
+  }
+  return second;
+}
+
+type Loading = Promise<InferenceSession> | undefined;
+
+/** Every session of `loads`, or, when one fails, the first error after the others that loaded are released. */
+async function allOrRelease<T extends readonly Loading[]>(
+  loads: T,
+): Promise<{ [K in keyof T]: Awaited<T[K]> }> {
+  const settled = await Promise.allSettled(loads.map((load) => load ?? Promise.resolve(undefined)));
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) {
+    await Promise.all(settled.map((r) => (r.status === "fulfilled" ? r.value?.release() : undefined)));
+    throw failed.reason;
+  }
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as {
+    [K in keyof T]: Awaited<T[K]>;
+  };
+}
+
+/** A model's sessions, tokenizers and interfaces, loaded once and reused for every job. */
 export class LdmModel {
   private constructor(
     readonly folder: ModelFolder,
     readonly tokenizer: ClipTokenizer,
+    /** SDXL's second tokenizer (OpenCLIP's, padding with `!`); undefined for other families. */
+    readonly tokenizer2: ClipTokenizer | undefined,
     readonly textEncoder: InferenceSession,
+    readonly textEncoder2: InferenceSession | undefined,
     readonly unet: InferenceSession,
     readonly vaeDecoder: InferenceSession,
     readonly vaeEncoder: InferenceSession | undefined,
@@ -296,23 +512,37 @@ export class LdmModel {
     options: { lentSafetyChecker?: string } = {},
   ): Promise<LdmModel> {
     const tokenizer = ClipTokenizer.fromFolder(folder.tokenizerDir);
+    const tokenizer2 = loadSecondTokenizer(folder, tokenizer);
     const checkerFiles = findSafetyChecker(folder.dir) ?? lentChecker(options.lentSafetyChecker);
-    const textEncoder = await factory.create(folder.textEncoder);
-    const unet = await factory.create(folder.unet);
-    const vaeDecoder = await factory.create(folder.vaeDecoder);
-    const vaeEncoder = folder.vaeEncoder ? await loadVaeEncoder(folder.vaeEncoder, factory) : undefined;
+    // The sessions load side by side (onnxruntime builds each on its own threads); if one fails, those that
+    // loaded are freed before its error is passed on.
+    const [textEncoder, textEncoder2, unet, vaeDecoder, vaeEncoder] = await allOrRelease([
+      factory.create(folder.textEncoder),
+      folder.textEncoder2 ? factory.create(folder.textEncoder2) : undefined,
+      factory.create(folder.unet),
+      factory.create(folder.vaeDecoder),
+      folder.vaeEncoder ? loadVaeEncoder(folder.vaeEncoder, factory) : undefined,
+    ] as const);
     let safetyChecker: SafetyChecker | undefined;
     try {
       safetyChecker = checkerFiles ? await SafetyChecker.load(checkerFiles, factory) : undefined;
       const io = describeInterfaces(
         folder,
-        { textEncoder, unet, vaeDecoder, ...(vaeEncoder ? { vaeEncoder } : {}) },
+        {
+          textEncoder,
+          unet,
+          vaeDecoder,
+          ...(textEncoder2 ? { textEncoder2 } : {}),
+          ...(vaeEncoder ? { vaeEncoder } : {}),
+        },
         tokenizer.config.padId,
       );
       return new LdmModel(
         folder,
         tokenizer,
+        tokenizer2,
         textEncoder,
+        textEncoder2,
         unet,
         vaeDecoder,
         vaeEncoder,
@@ -322,7 +552,9 @@ export class LdmModel {
         safetyChecker,
       );
     } catch (err) {
-      await Promise.all([textEncoder, unet, vaeDecoder, vaeEncoder, safetyChecker].map((s) => s?.release()));
+      await Promise.all(
+        [textEncoder, textEncoder2, unet, vaeDecoder, vaeEncoder, safetyChecker].map((s) => s?.release()),
+      );
       throw err;
     }
   }
@@ -330,9 +562,14 @@ export class LdmModel {
   /** Frees the sessions (idle unload, model switch, shutdown). */
   async release(): Promise<void> {
     await Promise.all(
-      [this.textEncoder, this.unet, this.vaeDecoder, this.vaeEncoder, this.safetyChecker].map((s) =>
-        s?.release(),
-      ),
+      [
+        this.textEncoder,
+        this.textEncoder2,
+        this.unet,
+        this.vaeDecoder,
+        this.vaeEncoder,
+        this.safetyChecker,
+      ].map((s) => s?.release()),
     );
   }
 }

@@ -18,6 +18,9 @@ export interface ModelFolder {
   name: string;
   dir: string;
   textEncoder: string;
+  /** SDXL's second text encoder (OpenCLIP bigG, with projection) and its tokenizer; absent for SD 1.x / 2.x. */
+  textEncoder2?: string;
+  tokenizer2Dir?: string;
   unet: string;
   vaeDecoder: string;
   /** Absent in txt2img-only exports: img2img, variations and upscales then say so. */
@@ -29,6 +32,8 @@ export interface ModelFolder {
   unetConfig: Record<string, unknown>;
   /** `model_index.json` where present. */
   modelIndex: Record<string, unknown>;
+  /** The VAE config's `force_upcast` (SDXL's VAE: it overflows in float16); false when absent. */
+  vaeForceUpcast: boolean;
 }
 
 /** Checks a model name and returns its folder inside `modelsDir`, or a clear error listing what exists. */
@@ -127,6 +132,12 @@ export function readModelFolder(dir: string, name = dir.split(/[\\/]/).pop() ?? 
   const tokenizerDir = join(dir, "tokenizer");
   requireFile(join(tokenizerDir, "vocab.json"), "the CLIP tokenizer");
   requireFile(join(tokenizerDir, "merges.txt"), "the CLIP tokenizer");
+  const textEncoder2Path = join(dir, "text_encoder_2", "model.onnx");
+  const tokenizer2Dir = join(dir, "tokenizer_2");
+  if (existsSync(textEncoder2Path)) {
+    requireFile(join(tokenizer2Dir, "vocab.json"), "the second CLIP tokenizer, for text_encoder_2");
+    requireFile(join(tokenizer2Dir, "merges.txt"), "the second CLIP tokenizer, for text_encoder_2");
+  }
   const vaeConfig =
     readJson(join(dir, "vae_decoder", "config.json"), false) ??
     readJson(join(dir, "vae", "config.json"), false);
@@ -135,6 +146,7 @@ export function readModelFolder(dir: string, name = dir.split(/[\\/]/).pop() ?? 
     name,
     dir,
     textEncoder: requireFile(join(dir, "text_encoder", "model.onnx"), "the text encoder"),
+    ...(existsSync(textEncoder2Path) ? { textEncoder2: textEncoder2Path, tokenizer2Dir } : {}),
     unet: requireFile(join(dir, "unet", "model.onnx"), "the UNet"),
     vaeDecoder: requireFile(join(dir, "vae_decoder", "model.onnx"), "the VAE decoder"),
     ...(existsSync(vaeEncoderPath) ? { vaeEncoder: vaeEncoderPath } : {}),
@@ -145,6 +157,7 @@ export function readModelFolder(dir: string, name = dir.split(/[\\/]/).pop() ?? 
         ? scaling
         : DEFAULT_VAE_SCALING_FACTOR,
     unetConfig: readJson(join(dir, "unet", "config.json"), false) ?? {},
+    vaeForceUpcast: vaeConfig?.force_upcast === true,
     modelIndex: readJson(join(dir, "model_index.json"), false) ?? {},
   };
 }

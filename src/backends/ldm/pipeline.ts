@@ -1,8 +1,9 @@
 import { EaselError } from "../../core/errors.ts";
 import { fromFloat16Array } from "./float16.ts";
-import type { LdmModel } from "./ldm-model.ts";
+import type { AddedConditions, FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
 import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
+import type { TokenizedPrompt } from "./tokenizer/clip-tokenizer.ts";
 import { MAX_USER_SEED, TorchGenerator } from "./torch-random.ts";
 
 /**
@@ -109,6 +110,14 @@ const LATENT_RGB_FACTORS = [
   [0.325, 0.4974, 0.235],
   [-0.2829, 0.1762, 0.2721],
   [-0.212, -0.2616, -0.7177],
+] as const;
+
+/** The same approximation for SDXL's VAE, whose latent space differs (ComfyUI's published factors). */
+const SDXL_LATENT_RGB_FACTORS = [
+  [0.392, 0.4054, 0.4549],
+  [-0.2634, -0.0196, 0.0653],
+  [0.0568, 0.1687, -0.0755],
+  [-0.3112, -0.2359, -0.2076],
 ] as const;
 
 function refuse(message: string): never {
@@ -227,14 +236,19 @@ export function guidanceEmbedding(guidance: number, dim: number): Float32Array {
   return out;
 }
 
-/** One latent (channels-first, [4, h, w]) → a small RGB preview by the fixed linear map. */
-export function latentPreview(latent: Float32Array, latentWidth: number, latentHeight: number): RgbPixels {
+/** One latent (channels-first, [4, h, w]) → a small RGB preview by the fixed linear map (SD's, or SDXL's). */
+export function latentPreview(
+  latent: Float32Array,
+  latentWidth: number,
+  latentHeight: number,
+  factors: readonly (readonly number[])[] = LATENT_RGB_FACTORS,
+): RgbPixels {
   const plane = latentWidth * latentHeight;
   const data = new Uint8Array(plane * 3);
   for (let p = 0; p < plane; p++) {
     for (let c = 0; c < 3; c++) {
       let v = 0;
-      for (let k = 0; k < 4; k++) v += (latent[k * plane + p] as number) * (LATENT_RGB_FACTORS[k]?.[c] ?? 0);
+      for (let k = 0; k < 4; k++) v += (latent[k * plane + p] as number) * (factors[k]?.[c] ?? 0);
       data[p * 3 + c] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
     }
   }
@@ -273,11 +287,14 @@ export async function generate(
   const latentH = height / 8;
   const latentW = width / 8;
   const latentSize = 4 * latentH * latentW;
-  // LCM embeds guidance in the UNet and SD-Turbo is distilled without it: neither runs the two-branch batch.
-  const cfg = params.guidance > 1 && io.family !== "lcm" && io.family !== "turbo";
+  // LCM embeds guidance in the UNet and the Turbo models are distilled without it: none runs the two-branch batch.
+  const turbo = io.family === "turbo" || io.family === "sdxl-turbo";
+  const cfg = params.guidance > 1 && io.family !== "lcm" && !turbo;
   const guidance = Math.fround(params.guidance);
-  if (io.family === "turbo" && params.guidance > 1) {
-    notes.push("SD-Turbo runs without guidance: the cfg setting was not used");
+  if (turbo && params.guidance > 1) {
+    notes.push(
+      `${io.family === "turbo" ? "SD" : "SDXL"}-Turbo runs without guidance: the cfg setting was not used`,
+    );
   }
 
   // Text: [negative, positive] in one batch when guiding, as diffusers concatenates them.
@@ -287,73 +304,61 @@ export async function generate(
     notes.push(`prompt cut: the last ${positive.truncatedCount} tokens exceed CLIP's 75`);
   if (cfg && negative.truncatedCount > 0)
     notes.push(`negative prompt cut: ${negative.truncatedCount} tokens over 75`);
-  const prompts = cfg ? [negative.inputIds, positive.inputIds] : [positive.inputIds];
-  const seqLen = positive.inputIds.length;
-  const textPart = `text encoder (${model.folder.textEncoder})`;
-  const textRows = io.textBatch ?? prompts.length;
-  let embeddings = new Float32Array(0);
-  for (let r0 = 0; r0 < prompts.length; r0 += textRows) {
-    // A static-shape export takes exactly its batch: pad with the last prompt and drop the extra rows.
-    const rows = Array.from(
-      { length: textRows },
-      (_, r) => prompts[Math.min(r0 + r, prompts.length - 1)] as Int32Array,
-    );
-    const ids = rows.flatMap((p) => Array.from(p));
-    const idsTensor =
-      io.inputIdsType === "int64"
-        ? new ort.Tensor(
-            "int64",
-            BigInt64Array.from(ids, (v) => BigInt(v)),
-            [textRows, seqLen],
-          )
-        : new ort.Tensor("int32", Int32Array.from(ids), [textRows, seqLen]);
-    const text = await runner.run(model.textEncoder, { input_ids: idsTensor }, textPart);
-    timings.textEncoderMs += text.ms;
-    const out = readFloats(text.outputs[io.textOutput], "text encoder");
-    const kept = out.subarray(0, (out.length / textRows) * Math.min(textRows, prompts.length - r0));
-    const grown = new Float32Array(embeddings.length + kept.length);
-    grown.set(embeddings);
-    grown.set(kept, embeddings.length);
-    embeddings = grown;
-  }
-  const perPrompt = embeddings.length / prompts.length;
-  const hidden = perPrompt / seqLen;
+  const text = await encodeText(model, runner, { params, positive, negative, cfg }, timings);
+  const { seqLen, hidden } = text;
 
-  // UNet batch: all unconditional rows first, then all conditional rows.
+  // UNet batch: all unconditional rows first, then all conditional rows; every per-row input follows it.
   const branches = cfg ? 2 : 1;
   const batch = count * branches;
-  const hiddenStates = new Float32Array(batch * perPrompt);
-  for (let b = 0; b < branches; b++) {
-    const source = embeddings.subarray(b * perPrompt, (b + 1) * perPrompt);
-    for (let k = 0; k < count; k++) hiddenStates.set(source, (b * count + k) * perPrompt);
-  }
-  const guidanceRow =
-    io.timestepCondDim === undefined ? undefined : guidanceEmbedding(params.guidance, io.timestepCondDim);
-  // Rows per UNet call: the whole batch, unless a static-shape export fixes its batch size.
-  const unetRows = io.unetBatch ?? batch;
-  const chunks: { first: number; rows: number; hidden: ort.Tensor; cond?: ort.Tensor }[] = [];
-  for (let first = 0; first < batch; first += unetRows) {
-    const rows = Math.min(unetRows, batch - first);
-    chunks.push({
-      first,
-      rows,
-      hidden: floatTensor(
-        io.floatTypes.hiddenStates,
-        takeRows(hiddenStates, first, rows, unetRows, perPrompt),
-        [unetRows, seqLen, hidden],
-      ),
-      ...(guidanceRow
-        ? {
-            cond: floatTensor(
-              io.floatTypes.timestepCond,
-              takeRows(repeatRows(guidanceRow, batch), first, rows, unetRows, guidanceRow.length),
-              [unetRows, guidanceRow.length],
-            ),
-          }
-        : {}),
+  const rowInputs: RowInput[] = [
+    {
+      name: "encoder_hidden_states",
+      type: io.floatTypes.hiddenStates,
+      rows: repeatBranches(text.embeddings, branches, count),
+      shape: [seqLen, hidden],
+    },
+  ];
+  if (io.timestepCondDim !== undefined) {
+    const row = guidanceEmbedding(params.guidance, io.timestepCondDim);
+    rowInputs.push({
+      name: "timestep_cond",
+      type: io.floatTypes.timestepCond,
+      rows: repeatRows(row, batch),
+      shape: [row.length],
     });
   }
-
+  if (io.added && text.pooled) {
+    const timeIds = addedTimeIds(io.added, width, height, cfg);
+    rowInputs.push(
+      {
+        name: "text_embeds",
+        type: io.added.textEmbedsType,
+        rows: repeatBranches(text.pooled, branches, count),
+        shape: [text.pooled.length / branches],
+      },
+      {
+        name: "time_ids",
+        type: io.added.timeIdsType,
+        rows: repeatBranches(timeIds, branches, count),
+        shape: [io.added.timeIdsLength],
+      },
+    );
+  }
+  // Rows per UNet call: the whole batch, unless a static-shape export fixes its batch size.
+  const unetRows = io.unetBatch ?? batch;
+  const chunks: { first: number; rows: number; feeds: Record<string, ort.Tensor> }[] = [];
+  for (let first = 0; first < batch; first += unetRows) {
+    const rows = Math.min(unetRows, batch - first);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const input of rowInputs) {
+      const size = input.shape.reduce((a, b) => a * b, 1);
+      feeds[input.name] = floatTensor(input.type, takeRows(input.rows, first, rows, unetRows, size), [
+        unetRows,
+        ...input.shape,
+      ]);
+    }
+    chunks.push({ first, rows, feeds });
+  }
   // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
   const schedulers: Scheduler[] = [];
   const generators: TorchGenerator[] = [];
@@ -406,15 +411,14 @@ export async function generate(
     const t = first.timestepForUnet(i);
     for (const chunk of chunks) {
       const feeds: Record<string, ort.Tensor> = {
+        ...chunk.feeds,
         sample: floatTensor(
           io.floatTypes.sample,
           takeRows(sample, chunk.first, chunk.rows, unetRows, latentSize),
           [unetRows, 4, latentH, latentW],
         ),
         timestep: timestepTensor(model, t, unetRows),
-        encoder_hidden_states: chunk.hidden,
       };
-      if (chunk.cond) feeds.timestep_cond = chunk.cond;
       const unet = await runner.run(model.unet, feeds, `UNet (${model.folder.unet})`);
       timings.unetMs += unet.ms;
       const out = readFloats(unet.outputs[io.unetOutput], "UNet");
@@ -445,7 +449,8 @@ export async function generate(
     // The last step needs no preview: the finished image follows at once.
     if (every > 0 && step % every === 0 && step < total) {
       const t0 = performance.now();
-      previews = latents.map((l, k) => latentPreview(denoised[k] ?? l, latentW, latentH));
+      const factors = io.added ? SDXL_LATENT_RGB_FACTORS : LATENT_RGB_FACTORS;
+      previews = latents.map((l, k) => latentPreview(denoised[k] ?? l, latentW, latentH, factors));
       timings.previewMs += performance.now() - t0;
       timings.previews += 1;
     }
@@ -505,6 +510,172 @@ export async function generate(
     notes,
     timings,
   };
+}
+
+/** A UNet input with one row per batch row (uncond rows first), `shape` being one row's. */
+interface RowInput {
+  name: string;
+  type: FloatType;
+  rows: Float32Array;
+  shape: number[];
+}
+
+/** What the text encoders made of a call's prompts: one row per branch ([negative,] positive). */
+interface TextConditioning {
+  /** [branches, seqLen, hidden]: SDXL's two encoders' states joined per token. */
+  embeddings: Float32Array;
+  /** SDXL: text_encoder_2's pooled text_embeds, [branches, dim]. */
+  pooled: Float32Array | undefined;
+  seqLen: number;
+  hidden: number;
+}
+
+/**
+ * The prompts through the text encoder(s), as diffusers' encode_prompt: SD 1.x / 2.x take the last hidden state;
+ * SDXL joins both encoders' penultimate hidden states and takes the second's pooled embedding. SDXL with no
+ * negative prompt (`force_zeros_for_empty_prompt`) guides against zeros, not an encoded "" (which is what it
+ * encodes when the member gives an empty negative prompt).
+ */
+async function encodeText(
+  model: LdmModel,
+  runner: TimedRunner,
+  call: { params: GenerateParams; positive: TokenizedPrompt; negative: TokenizedPrompt; cfg: boolean },
+  timings: GenerateTimings,
+): Promise<TextConditioning> {
+  const { io } = model;
+  const { params, cfg } = call;
+  const zeroNegative = cfg && io.added?.zeroEmptyNegative === true && params.negativePrompt === undefined;
+  const encodeNegative = cfg && !zeroNegative;
+  const first = await runTextEncoder(
+    runner,
+    model.textEncoder,
+    io.text,
+    `text encoder (${model.folder.textEncoder})`,
+    encodeNegative ? [call.negative.inputIds, call.positive.inputIds] : [call.positive.inputIds],
+    timings,
+  );
+  let embeddings = first.hidden;
+  let hidden = first.width;
+  let pooled: Float32Array | undefined;
+  if (io.text2 && model.textEncoder2 && model.tokenizer2) {
+    const tokenizer2 = model.tokenizer2;
+    const texts = encodeNegative ? [params.negativePrompt ?? "", params.prompt] : [params.prompt];
+    const second = await runTextEncoder(
+      runner,
+      model.textEncoder2,
+      io.text2,
+      `second text encoder (${model.folder.textEncoder2})`,
+      texts.map((t) => tokenizer2.tokenize(t).inputIds),
+      timings,
+    );
+    embeddings = joinLastAxis(first.hidden, first.width, second.hidden, second.width);
+    hidden = first.width + second.width;
+    pooled = second.pooled;
+  }
+  if (zeroNegative) {
+    embeddings = withZeroRowFirst(embeddings);
+    pooled = pooled && withZeroRowFirst(pooled);
+  }
+  return { embeddings, pooled, seqLen: call.positive.inputIds.length, hidden };
+}
+
+/** One text encoder on rows of ids: its hidden-state output ([rows, seq, width]) and pooled output if it has one. */
+async function runTextEncoder(
+  runner: TimedRunner,
+  session: ort.InferenceSession,
+  spec: TextEncoderInterface,
+  part: string,
+  prompts: Int32Array[],
+  timings: GenerateTimings,
+): Promise<{ hidden: Float32Array; width: number; pooled: Float32Array | undefined }> {
+  const seqLen = (prompts[0] as Int32Array).length;
+  const callRows = spec.batch ?? prompts.length;
+  const hiddenParts: Float32Array[] = [];
+  const pooledParts: Float32Array[] = [];
+  for (let r0 = 0; r0 < prompts.length; r0 += callRows) {
+    // A static-shape export takes exactly its batch: pad with the last prompt and drop the extra rows.
+    const ids = new Int32Array(callRows * seqLen);
+    for (let r = 0; r < callRows; r++)
+      ids.set(prompts[Math.min(r0 + r, prompts.length - 1)] as Int32Array, r * seqLen);
+    const idsTensor =
+      spec.inputIdsType === "int64"
+        ? new ort.Tensor(
+            "int64",
+            BigInt64Array.from(ids, (v) => BigInt(v)),
+            [callRows, seqLen],
+          )
+        : new ort.Tensor("int32", ids, [callRows, seqLen]);
+    const out = await runner.run(session, { input_ids: idsTensor }, part);
+    timings.textEncoderMs += out.ms;
+    const kept = Math.min(callRows, prompts.length - r0);
+    const states = readFloats(out.outputs[spec.hiddenOutput], part);
+    hiddenParts.push(states.subarray(0, (states.length / callRows) * kept));
+    if (spec.pooledOutput !== undefined) {
+      const p = readFloats(out.outputs[spec.pooledOutput], part);
+      pooledParts.push(p.subarray(0, (p.length / callRows) * kept));
+    }
+  }
+  const hidden = concatFloats(hiddenParts);
+  return {
+    hidden,
+    width: hidden.length / (prompts.length * seqLen),
+    pooled: spec.pooledOutput === undefined ? undefined : concatFloats(pooledParts),
+  };
+}
+
+function concatFloats(parts: Float32Array[]): Float32Array {
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+/** [n, a] and [n, b] → [n, a + b] (torch.concat(..., dim=-1)). */
+function joinLastAxis(left: Float32Array, a: number, right: Float32Array, b: number): Float32Array {
+  const n = left.length / a;
+  const out = new Float32Array(n * (a + b));
+  for (let i = 0; i < n; i++) {
+    out.set(left.subarray(i * a, (i + 1) * a), i * (a + b));
+    out.set(right.subarray(i * b, (i + 1) * b), i * (a + b) + a);
+  }
+  return out;
+}
+
+/** One row of zeros before `row` (torch.zeros_like as the negative branch). */
+function withZeroRowFirst(row: Float32Array): Float32Array {
+  const out = new Float32Array(row.length * 2);
+  out.set(row, row.length);
+  return out;
+}
+
+/** [branches, size] → [branches × count, size]: each branch's row repeated for every image. */
+function repeatBranches(rows: Float32Array, branches: number, count: number): Float32Array {
+  const size = rows.length / branches;
+  const out = new Float32Array(branches * count * size);
+  for (let b = 0; b < branches; b++) {
+    const source = rows.subarray(b * size, (b + 1) * size);
+    for (let k = 0; k < count; k++) out.set(source, (b * count + k) * size);
+  }
+  return out;
+}
+
+/**
+ * SDXL's time_ids per branch, as diffusers' _get_add_time_ids with its defaults: original size = target size =
+ * the render size, crop (0, 0); a refiner's (5 values) ends in the aesthetic score, 6 for the positive branch and
+ * 2.5 for the negative.
+ */
+export function addedTimeIds(
+  added: AddedConditions,
+  width: number,
+  height: number,
+  cfg: boolean,
+): Float32Array {
+  const ids = (aesthetic: number) =>
+    added.timeIdsLength === 5 ? [height, width, 0, 0, aesthetic] : [height, width, 0, 0, height, width];
+  return Float32Array.from(cfg ? [...ids(2.5), ...ids(6)] : ids(6));
 }
 
 /**

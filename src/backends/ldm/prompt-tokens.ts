@@ -8,7 +8,7 @@ import { ClipTokenizer } from "./tokenizer/clip-tokenizer.ts";
  * tokenizer is read from its folder once, in the bot process (no worker is needed to count).
  */
 export class PromptTokenCounter {
-  private readonly tokenizers = new Map<string, ClipTokenizer>();
+  private readonly tokenizers = new Map<string, { tokenizer: ClipTokenizer; encoders: number }>();
 
   constructor(private readonly modelsDir: string) {}
 
@@ -16,18 +16,23 @@ export class PromptTokenCounter {
   count(job: Pick<Job, "request">): TokenCount | undefined {
     const { backend, model, prompt } = job.request;
     if (backend !== "ldm") return undefined;
-    const t = this.tokenizer(model).tokenize(prompt);
+    const { tokenizer, encoders } = this.tokenizer(model);
+    const t = tokenizer.tokenize(prompt);
     // The start and end markers are tokens the text encoder sees too.
-    return { tokens: t.textTokenCount + 2, cut: t.truncatedCount };
+    return { tokens: t.textTokenCount + 2, cut: t.truncatedCount, encoders };
   }
 
-  private tokenizer(model: string): ClipTokenizer {
-    let tokenizer = this.tokenizers.get(model);
-    if (!tokenizer) {
+  private tokenizer(model: string): { tokenizer: ClipTokenizer; encoders: number } {
+    let entry = this.tokenizers.get(model);
+    if (!entry) {
       const folder = readModelFolder(resolveModelDir(this.modelsDir, model), model);
-      tokenizer = ClipTokenizer.fromFolder(folder.tokenizerDir);
-      this.tokenizers.set(model, tokenizer);
+      // SDXL's two tokenizers cut at the same 77 tokens: the first one's count stands for both.
+      entry = {
+        tokenizer: ClipTokenizer.fromFolder(folder.tokenizerDir),
+        encoders: folder.textEncoder2 ? 2 : 1,
+      };
+      this.tokenizers.set(model, entry);
     }
-    return tokenizer;
+    return entry;
   }
 }

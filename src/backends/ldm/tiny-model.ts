@@ -16,8 +16,11 @@ import { float32ToFloat16 } from "./float16.ts";
 // onnx-proto is CommonJS; Node's ESM loader cannot see its named export, so take it off the default export.
 const { onnx } = onnxProto;
 
-/** Model family whose configs and extra inputs a tiny folder imitates. `sdxl` exists to test the "not supported" path. */
-export type TinyModelFamily = "sd1" | "sd2" | "sd2-v" | "turbo" | "lcm" | "sdxl";
+/** Model family whose configs and extra inputs a tiny folder imitates. */
+export type TinyModelFamily = "sd1" | "sd2" | "sd2-v" | "turbo" | "lcm" | "sdxl" | "sdxl-turbo";
+
+/** SDXL and SDXL-Turbo share the architecture: two text encoders, text_embeds and time_ids. */
+const twoEncoders = (family: TinyModelFamily): boolean => family === "sdxl" || family === "sdxl-turbo";
 
 /**
  * UNet timestep input as real exports declare it:
@@ -83,6 +86,7 @@ const DEFAULT_HIDDEN: Record<TinyModelFamily, number> = {
   sd1: 32,
   lcm: 32,
   sdxl: 32,
+  "sdxl-turbo": 32,
   sd2: 48,
   "sd2-v": 48,
   turbo: 48,
@@ -115,14 +119,23 @@ export const TINY_MODEL_VARIANTS = {
   turbo: { family: "turbo" },
   lcm: { family: "lcm" },
   sdxl: { family: "sdxl", timestep: "float32[]", inputIds: "int64", vaeEncoderOutput: "latent_parameters" },
+  "sdxl-turbo": { family: "sdxl-turbo", timestep: "int64[1]", inputIds: "int64" },
   "sd1-safety": { family: "sd1", safetyChecker: true },
   bench: { family: "sd1", hidden: 64, channels: 96 },
+  "sdxl-bench": {
+    family: "sdxl",
+    hidden: 64,
+    channels: 96,
+    timestep: "float32[]",
+    inputIds: "int64",
+    vaeEncoderOutput: "latent_parameters",
+  },
 } as const satisfies Record<string, TinyModelOptions>;
 
 /** Name of one of {@link TINY_MODEL_VARIANTS}. */
 export type TinyModelVariantName = keyof typeof TINY_MODEL_VARIANTS;
 
-const FAMILIES: readonly TinyModelFamily[] = ["sd1", "sd2", "sd2-v", "turbo", "lcm", "sdxl"];
+const FAMILIES: readonly TinyModelFamily[] = ["sd1", "sd2", "sd2-v", "turbo", "lcm", "sdxl", "sdxl-turbo"];
 const TIMESTEPS: readonly TinyTimestepForm[] = [
   "int64[1]",
   "float32[1]",
@@ -463,15 +476,24 @@ function buildTextEncoder(
   ]);
   const last = g.op("Tanh", [projected], [], "last_hidden_state");
   const pooled = g.op("ReduceMean", [last], [attrInts("axes", [1]), attrInt("keepdims", 0)]);
+  const states = [names.batch, names.sequence, hidden];
   if (projection === undefined) {
     g.op("Identity", [pooled], [], "pooler_output");
-    g.output("last_hidden_state", g.float, [names.batch, names.sequence, hidden]);
+    g.output("last_hidden_state", g.float, states);
     g.output("pooler_output", g.float, [names.batch, hidden]);
   } else {
     const projWeight = g.weight("text_projection.weight", [hidden, projection], Math.sqrt(3 / hidden));
     g.op("MatMul", [pooled, projWeight], [], "text_embeds");
     g.output("text_embeds", g.float, [names.batch, projection]);
-    g.output("last_hidden_state", g.float, [names.batch, names.sequence, hidden]);
+    g.output("last_hidden_state", g.float, states);
+  }
+  if (twoEncoders(o.family)) {
+    // optimum's SDXL exports add every layer's hidden states (output_hidden_states); the pipeline reads the
+    // penultimate, here a state distinct from the last so that taking the wrong one shows.
+    g.op("Identity", [embedded], [], "hidden_states.0");
+    g.op("Tanh", [mixed], [], "hidden_states.1");
+    g.op("Identity", [last], [], "hidden_states.2");
+    for (const layer of [0, 1, 2]) g.output(`hidden_states.${layer}`, g.float, states);
   }
   return g.encode(`easel tiny ${o.family} ${prefix}`).model;
 }
@@ -514,7 +536,7 @@ function buildUnet(
     const w = g.weight("time_cond_proj.weight", [LCM_TIME_COND_DIM, c], Math.sqrt(3 / LCM_TIME_COND_DIM));
     cond = g.op("Add", [cond, g.op("MatMul", [timeCond, w])]);
   }
-  if (o.family === "sdxl") {
+  if (twoEncoders(o.family)) {
     const textEmbeds = g.input("text_embeds", g.float, [b, SDXL_TEXT_EMBEDS]);
     const timeIds = g.input("time_ids", g.float, [b, SDXL_TIME_IDS]);
     const wText = g.weight("add_text_proj.weight", [SDXL_TEXT_EMBEDS, c], Math.sqrt(3 / SDXL_TEXT_EMBEDS));
@@ -683,6 +705,21 @@ function schedulerConfig(family: TinyModelFamily): Record<string, unknown> {
         timestep_scaling: 10.0,
         timestep_spacing: "leading",
       };
+    case "sdxl-turbo":
+      // stabilityai/sdxl-turbo's: Euler ancestral with trailing spacing (its first step starts at t = 999).
+      return {
+        _class_name: "EulerAncestralDiscreteScheduler",
+        _diffusers_version: "0.24.0.dev0",
+        ...BASE_BETAS,
+        interpolation_type: "linear",
+        prediction_type: "epsilon",
+        sample_max_value: 1.0,
+        set_alpha_to_one: false,
+        skip_prk_steps: true,
+        steps_offset: 1,
+        timestep_spacing: "trailing",
+        use_karras_sigmas: false,
+      };
     case "sdxl":
       return {
         _class_name: "EulerDiscreteScheduler",
@@ -780,6 +817,7 @@ const SAMPLE_SIZE: Record<TinyModelFamily, number> = {
   turbo: 64,
   lcm: 64,
   sdxl: 128,
+  "sdxl-turbo": 64,
 };
 
 function textEncoderConfig(
@@ -823,21 +861,21 @@ function modelIndex(o: ResolvedTinyModelOptions, legacy: boolean): Record<string
     };
   }
   // optimum keeps the source pipeline's index, which names the torch classes and a single "vae".
-  const pipeline =
-    o.family === "sdxl"
-      ? "StableDiffusionXLPipeline"
-      : o.family === "lcm"
-        ? "LatentConsistencyModelPipeline"
-        : "StableDiffusionPipeline";
+  const pipeline = twoEncoders(o.family)
+    ? "StableDiffusionXLPipeline"
+    : o.family === "lcm"
+      ? "LatentConsistencyModelPipeline"
+      : "StableDiffusionPipeline";
   return {
     _class_name: pipeline,
     _diffusers_version: "0.35.2",
     feature_extractor: [null, null],
-    ...(o.family === "sdxl" ? {} : { requires_safety_checker: false, safety_checker: [null, null] }),
+    ...(twoEncoders(o.family) ? {} : { requires_safety_checker: false, safety_checker: [null, null] }),
     scheduler,
     text_encoder: ["transformers", "CLIPTextModel"],
-    ...(o.family === "sdxl"
+    ...(twoEncoders(o.family)
       ? {
+          force_zeros_for_empty_prompt: true,
           text_encoder_2: ["transformers", "CLIPTextModelWithProjection"],
           tokenizer_2: ["transformers", "CLIPTokenizer"],
         }
@@ -854,7 +892,7 @@ const json = (value: unknown): Uint8Array => new TextEncoder().encode(`${JSON.st
 function buildFiles(o: ResolvedTinyModelOptions): Map<string, Uint8Array> {
   const names = dimsFor(o);
   const legacy = o.timestep === "float32[batch]";
-  const sdxl = o.family === "sdxl";
+  const sdxl = twoEncoders(o.family);
   // SDXL's UNet reads both encoders' hidden states concatenated (768 + 1280 in the real model).
   const crossDim = sdxl ? 2 * o.hidden : o.hidden;
   const files = new Map<string, Uint8Array>();
@@ -977,7 +1015,7 @@ export async function writeTinyModel(
 ): Promise<void> {
   const resolved = resolveTinyModelOptions(options);
   const files = buildFiles(resolved);
-  const tokenizerFolders = resolved.family === "sdxl" ? ["tokenizer", "tokenizer_2"] : ["tokenizer"];
+  const tokenizerFolders = twoEncoders(resolved.family) ? ["tokenizer", "tokenizer_2"] : ["tokenizer"];
   for (const [relative, bytes] of files) {
     const target = join(dir, relative);
     await mkdir(dirname(target), { recursive: true });

@@ -1,5 +1,7 @@
 import { DEVICE_TEXT } from "../../core/messages.ts";
 import type { SettingsDefaults } from "../../core/settings.ts";
+import { familyCostWeight, familyOfFolder, type ModelFamily, nativeSideOf } from "./model-family.ts";
+import { readModelFolder, resolveModelDir } from "./model-folder.ts";
 import type { LoadedModelInfo, WorkerModelSpec } from "./worker-protocol.ts";
 import { LdmWorkerSupervisor, type SupervisorOptions } from "./worker-supervisor.ts";
 
@@ -9,13 +11,9 @@ import { LdmWorkerSupervisor, type SupervisorOptions } from "./worker-supervisor
  * composition root makes one; the LDM backend asks it for a model's worker.
  */
 
-/** Native square side of a model family: SD 2.x v-prediction models were trained at 768, the others at 512. */
-export function nativeSideOf(family: string | undefined): number {
-  return family === "sd2-v" ? 768 : 512;
-}
-
 export class LdmWorkerPool {
   private readonly workers = new Map<string, LdmWorkerSupervisor>();
+  private readonly folderFamilies = new Map<string, ModelFamily | undefined>();
 
   /**
    * `spec`: what every worker loads its model with (the models folder, the device asked for); `options`: the
@@ -49,9 +47,30 @@ export class LdmWorkerPool {
       : undefined;
   }
 
-  /** The native square side of `model` (512 until its worker has loaded it and said otherwise). */
+  /** The native square side of `model`: its worker's report, or before that what its folder says (else 512). */
   nativeSide(model: string): number {
-    return nativeSideOf(this.loaded(model)?.io.family);
+    return nativeSideOf(this.family(model));
+  }
+
+  /** The cost weight of `model`'s family for ETAs (1 until its worker has loaded it). */
+  costWeight(model: string): number {
+    return familyCostWeight(this.family(model));
+  }
+
+  /** `model`'s family as its worker reported it, else as its folder's files say (read once). */
+  private family(model: string): ModelFamily | string | undefined {
+    const reported = this.loaded(model)?.io.family;
+    if (reported !== undefined) return reported;
+    if (!this.folderFamilies.has(model)) {
+      let family: ModelFamily | undefined;
+      try {
+        family = familyOfFolder(readModelFolder(resolveModelDir(this.spec.modelsDir, model), model));
+      } catch {
+        family = undefined; // a broken folder: its worker's load will say what is wrong
+      }
+      this.folderFamilies.set(model, family);
+    }
+    return this.folderFamilies.get(model);
   }
 
   /**

@@ -2,6 +2,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { EaselError } from "../../../core/errors.ts";
+import { MODEL_FAMILIES } from "../model-family.ts";
 import { MODEL_NAME } from "../model-folder.ts";
 
 /** The bundled list of known exports, `models/known-models.json` in the project. */
@@ -9,10 +10,7 @@ export const DEFAULT_KNOWN_MODELS_FILE = fileURLToPath(
   new URL("../../../../models/known-models.json", import.meta.url),
 );
 
-const FAMILIES = ["sd1", "sd2", "turbo", "lcm"] as const;
-
-/** Model families, as the scheduler defaults and docs know them. */
-export type ModelFamily = (typeof FAMILIES)[number];
+export type { ModelFamily } from "../model-family.ts";
 
 const text = (pattern: RegExp = /\S/) => z.string().regex(pattern, "is missing or malformed");
 
@@ -33,7 +31,7 @@ const KnownModelSchema = z.object({
   /** Branch, tag or commit. */
   revision: text(/^\S+$/),
   description: text(),
-  family: z.enum(FAMILIES),
+  family: z.enum(MODEL_FAMILIES),
   license: text(),
   /** True when the repo needs an accepted license and HF_TOKEN. */
   gated: z.boolean(),

@@ -26,8 +26,8 @@ const TOKENIZER_FILES = [
 const LAYOUT_FILES: ReadonlySet<string> = new Set([
   "model_index.json",
   "scheduler/scheduler_config.json",
-  ...TOKENIZER_FILES.map((file) => `tokenizer/${file}`),
-  ...["text_encoder", "unet", "vae_decoder", "vae_encoder"].flatMap((component) =>
+  ...["tokenizer", "tokenizer_2"].flatMap((folder) => TOKENIZER_FILES.map((file) => `${folder}/${file}`)),
+  ...["text_encoder", "text_encoder_2", "unet", "vae_decoder", "vae_encoder"].flatMap((component) =>
     COMPONENT_FILES.map((file) => `${component}/${file}`),
   ),
 ]);
@@ -41,6 +41,9 @@ const REQUIRED_FILES = [
   "tokenizer/merges.txt",
   "scheduler/scheduler_config.json",
 ];
+
+/** SDXL's second encoder and tokenizer: an SDXL export without them cannot render. */
+const SDXL_REQUIRED_FILES = ["text_encoder_2/model.onnx", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt"];
 
 /**
  * The layout files of the hub's tree with their checksums, checked against the pins and for completeness
@@ -63,7 +66,11 @@ export function planFiles(model: KnownModel, tree: ListFileEntry[]): PlannedFile
       throw refuse(`${pin.path} has sha256 ${sha256} on the hub but known-models.json pins ${pin.sha256}`);
     }
   }
-  const missing = REQUIRED_FILES.filter((path) => !byPath.has(path));
+  const required =
+    model.family === "sdxl" || model.family === "sdxl-turbo"
+      ? [...REQUIRED_FILES, ...SDXL_REQUIRED_FILES]
+      : REQUIRED_FILES;
+  const missing = required.filter((path) => !byPath.has(path));
   if (missing.length > 0) {
     throw new EaselError(
       "not_supported",

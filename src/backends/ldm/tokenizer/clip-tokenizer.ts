@@ -102,6 +102,11 @@ export class ClipTokenizer {
     return new ClipTokenizer(vocab, mergeRanks, config);
   }
 
+  /** Entries in vocab.json (CLIP's 49408): a text encoder's token table must have as many rows. */
+  get vocabSize(): number {
+    return this.vocab.size;
+  }
+
   /** `simple_tokenizer.encode(text)`: the text token ids, without BOS/EOS, never truncated. */
   encode(text: string): number[] {
     const ids: number[] = [];
