@@ -348,9 +348,10 @@ describe("buttons", () => {
       await run("imagine", { prompt: "a lighthouse in a storm", size: "64x64", steps: 2 }),
     );
     const tokens = await t.easel.services.tokenCount?.(job.job);
-    expect(tokens).toEqual({ tokens: 7, cut: 0 });
+    expect(tokens).toEqual({ tokens: 7, cut: 0, encoders: 1 });
     const text = explainJob(job.job, tokens, 3);
     expect(text).toMatch(/7 CLIP tokens/);
+    expect(text).toContain("the text encoder turns them");
     // The model's own scheduler (PNDM, as SD 1.5's): the default model is loaded before easel starts.
     expect(text).toMatch(/8×8×4 latent noise; 2 pndm steps/);
     expect(text).toMatch(/64×64 pixels/);

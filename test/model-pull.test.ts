@@ -3,6 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, wri
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { planFiles } from "../src/backends/ldm/hub/layout.ts";
 import {
   type KnownModel,
   loadKnownModels,
@@ -10,6 +11,7 @@ import {
   type PullProgress,
   pullModel,
 } from "../src/backends/ldm/hub-download.ts";
+import { MODEL_FAMILIES } from "../src/backends/ldm/model-family.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
 import { EaselError } from "../src/core/errors.ts";
 import { FakeHub, type FakeHubFile, type FakeHubRepo } from "./fakes/fake-hub.ts";
@@ -433,8 +435,35 @@ describe("models/known-models.json", () => {
     expect(new Set(models.map((m) => m.name)).size).toBe(models.length);
     for (const model of models) {
       expect(model.repo).toMatch(/^[\w.-]+\/[\w.-]+$/);
-      expect(["sd1", "sd2", "turbo", "lcm"]).toContain(model.family);
+      expect(MODEL_FAMILIES).toContain(model.family);
     }
+    expect(models.filter((m) => m.family === "sdxl" || m.family === "sdxl-turbo").map((m) => m.repo)).toEqual(
+      ["stabilityai/stable-diffusion-xl-base-1.0", "stabilityai/sdxl-turbo"],
+    );
+  });
+
+  it("fetches SDXL's second encoder and tokenizer, and refuses an SDXL repo without them", () => {
+    const entry = (path: string) => ({ type: "file", path, size: 10, oid: "0".repeat(40) }) as never;
+    const files = [
+      "model_index.json",
+      "scheduler/scheduler_config.json",
+      "tokenizer/vocab.json",
+      "tokenizer/merges.txt",
+      "text_encoder/model.onnx",
+      "unet/model.onnx",
+      "vae_decoder/model.onnx",
+    ];
+    const second = ["text_encoder_2/model.onnx", "tokenizer_2/vocab.json", "tokenizer_2/merges.txt"];
+    const sdxl = known("xl", "fake/xl", { family: "sdxl" });
+    const planned = planFiles(
+      sdxl,
+      [...files, ...second, "vae/diffusion_pytorch_model.safetensors"].map(entry),
+    );
+    expect(planned.map((f) => f.path)).toEqual(expect.arrayContaining(second));
+    expect(planned.map((f) => f.path)).not.toContain("vae/diffusion_pytorch_model.safetensors");
+    expect(() => planFiles(sdxl, files.map(entry))).toThrow(/text_encoder_2\/model\.onnx/);
+    // The same files are enough for an SD 1.x entry.
+    expect(planFiles(known("one", "fake/one"), files.map(entry))).toHaveLength(files.length);
   });
 
   it("rejects a list with a name that could leave the models folder", () => {

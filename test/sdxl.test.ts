@@ -54,6 +54,12 @@ const BASE: GenerateParams = {
   count: 1,
 };
 
+/** Changes some fields of a model folder's JSON file. */
+function editJson(path: string, fields: Record<string, unknown>): void {
+  const config = JSON.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+  writeFileSync(path, JSON.stringify({ ...config, ...fields }));
+}
+
 const bytes = (m: { images: { pixels: { data: Uint8Array } }[] }, k = 0) =>
   Buffer.from(m.images[k]?.pixels.data ?? []);
 
@@ -159,9 +165,7 @@ describe("a bad SDXL folder is refused at load, naming the file and what was exp
 
   it("with a tokenizer_2 that does not match text_encoder_2", async () => {
     const path = await folder("sdxl", "other-tokenizer");
-    const configPath = join(path, "text_encoder_2", "config.json");
-    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...config, vocab_size: 32000 }));
+    editJson(join(path, "text_encoder_2", "config.json"), { vocab_size: 32000 });
     const err = await failure(load(path));
     expect(err.message).toContain(join(path, "tokenizer_2", "vocab.json"));
     expect(err.message).toContain("does not match");
@@ -169,9 +173,7 @@ describe("a bad SDXL folder is refused at load, naming the file and what was exp
 
   it("with a tokenizer_2 that pads to another length", async () => {
     const path = await folder("sdxl", "other-length");
-    const configPath = join(path, "tokenizer_2", "tokenizer_config.json");
-    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...config, model_max_length: 64 }));
+    editJson(join(path, "tokenizer_2", "tokenizer_config.json"), { model_max_length: 64 });
     const err = await failure(load(path));
     expect(err.message).toContain("tokenizer_2 pads to 64 tokens");
   });
@@ -199,14 +201,12 @@ describe("a bad SDXL folder is refused at load, naming the file and what was exp
       { ...TINY_MODEL_VARIANTS.sdxl, dtype: "float16", timestep: "float16[]" },
       CLIP_BPE_DIR,
     );
-    const configPath = join(path, "vae_decoder", "config.json");
-    const config = JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>;
-    writeFileSync(configPath, JSON.stringify({ ...config, force_upcast: true }));
+    editJson(join(path, "vae_decoder", "config.json"), { force_upcast: true });
     const err = await failure(load(path));
     expect(err.message).toContain(join(path, "vae_decoder", "model.onnx"));
     expect(err.message).toContain("sdxl-vae-fp16-fix");
     // The fp16-fix VAE says force_upcast false: that folder loads.
-    writeFileSync(configPath, JSON.stringify({ ...config, force_upcast: false }));
+    editJson(join(path, "vae_decoder", "config.json"), { force_upcast: false });
     expect((await load(path)).io.floatTypes.vaeDecoder).toBe("float16");
   });
 });

@@ -36,6 +36,7 @@ const PARAMS: GenerateParams = {
 beforeAll(async () => {
   await writeTinyModel(join(modelsDir, "tiny"), TINY_MODEL_VARIANTS.sd1, TOKENIZER);
   await writeTinyModel(join(modelsDir, "bench"), TINY_MODEL_VARIANTS.bench, TOKENIZER);
+  await writeTinyModel(join(modelsDir, "xl"), TINY_MODEL_VARIANTS.sdxl, TOKENIZER);
 });
 
 afterAll(async () => {
@@ -67,6 +68,28 @@ describe("LDM worker process", () => {
       ).toBe(true);
     }
     expect(worker.pid).not.toBe(process.pid);
+  });
+
+  it.each([
+    ["tiny", "an encoder that draws its sample in the graph"],
+    ["xl", "SDXL"],
+  ])("makes the same img2img image on every run in one long-lived worker (%s: %s)", async (model) => {
+    const worker = supervisor(model);
+    await worker.start();
+    const start = await worker.generate({ ...PARAMS, count: 1 });
+    const image = start.images[0]?.pixels;
+    if (!image) throw new Error("no start image");
+    const params = { ...PARAMS, init: { image, strength: 0.7 } };
+    const first = await worker.generate(params);
+    for (let run = 0; run < 6; run++) {
+      const again = await worker.generate(params);
+      for (const k of [0, 1]) {
+        const same = Buffer.from(again.images[k]?.pixels.data ?? []).equals(
+          Buffer.from(first.images[k]?.pixels.data ?? []),
+        );
+        expect(same, `run ${run + 2}, image ${k + 1}`).toBe(true);
+      }
+    }
   });
 
   it("keeps the bot's event loop turning while it generates", async () => {

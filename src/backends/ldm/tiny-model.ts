@@ -706,19 +706,12 @@ function schedulerConfig(family: TinyModelFamily): Record<string, unknown> {
         timestep_spacing: "leading",
       };
     case "sdxl-turbo":
-      // stabilityai/sdxl-turbo's: Euler ancestral with trailing spacing (its first step starts at t = 999).
+      // stabilityai/sdxl-turbo's: SDXL's with Euler ancestral and trailing spacing (its first step is t = 999).
       return {
+        ...schedulerConfig("sdxl"),
         _class_name: "EulerAncestralDiscreteScheduler",
         _diffusers_version: "0.24.0.dev0",
-        ...BASE_BETAS,
-        interpolation_type: "linear",
-        prediction_type: "epsilon",
-        sample_max_value: 1.0,
-        set_alpha_to_one: false,
-        skip_prk_steps: true,
-        steps_offset: 1,
         timestep_spacing: "trailing",
-        use_karras_sigmas: false,
       };
     case "sdxl":
       return {
