@@ -7,8 +7,9 @@ import type { TokenizedPrompt } from "./tokenizer/clip-tokenizer.ts";
 import { MAX_USER_SEED, TorchGenerator } from "./torch-random.ts";
 
 /**
- * The latent diffusion pipeline: text encoder → a denoising loop over the UNet driven by a scheduler → VAE
- * decoder, as diffusers' StableDiffusion(Img2Img)Pipeline does it, on one loaded LdmModel. It produces raw RGB;
+ * The latent diffusion pipeline: text encoder(s) → a denoising loop over the UNet driven by a scheduler → VAE
+ * decoder, as diffusers' StableDiffusion(Img2Img)Pipeline and StableDiffusionXL(Img2Img)Pipeline do it, on one
+ * loaded LdmModel. It produces raw RGB;
  * PNG encoding happens in src/render. Image i of a call uses seed+i alone, so any image can be reproduced by
  * itself with its own seed.
  */
@@ -23,6 +24,7 @@ export interface RgbPixels {
 /** One generate call. `init` turns it into img2img. */
 export interface GenerateParams {
   prompt: string;
+  /** Absent: none (SDXL then guides against zeros, as diffusers with negative_prompt=None); "" is encoded. */
   negativePrompt?: string;
   seed: number;
   steps: number;
