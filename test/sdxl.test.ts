@@ -1,6 +1,7 @@
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import onnxProto from "onnx-proto";
 import { afterAll, describe, expect, it } from "vitest";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { nativeSideOf } from "../src/backends/ldm/model-family.ts";
@@ -53,6 +54,14 @@ const BASE: GenerateParams = {
   height: 64,
   count: 1,
 };
+
+/** Removes outputs from an ONNX file's graph (an export made without them), keeping the rest as it was. */
+function dropOutputs(path: string, drop: (name: string) => boolean): void {
+  const { onnx } = onnxProto;
+  const model = onnx.ModelProto.decode(readFileSync(path));
+  if (model.graph?.output) model.graph.output = model.graph.output.filter((o) => !drop(o.name ?? ""));
+  writeFileSync(path, onnx.ModelProto.encode(model).finish());
+}
 
 /** Changes some fields of a model folder's JSON file. */
 function editJson(path: string, fields: Record<string, unknown>): void {
@@ -183,6 +192,36 @@ describe("a bad SDXL folder is refused at load, naming the file and what was exp
     rmSync(join(path, "tokenizer_2"), { recursive: true });
     const err = await failure(load(path));
     expect(err.message).toContain(join(path, "tokenizer_2", "vocab.json"));
+  });
+
+  it("with a text encoder exported without its hidden states (SDXL reads the penultimate layer)", async () => {
+    const path = await folder("sdxl", "no-hidden-states");
+    const file = join(path, "text_encoder", "model.onnx");
+    dropOutputs(file, (name) => name.startsWith("hidden_states."));
+    const err = await failure(load(path));
+    expect(err.message).toContain(file);
+    expect(err.message).toContain("hidden_states.0");
+  });
+
+  it("with a second text encoder without its projection (text_embeds)", async () => {
+    const path = await folder("sdxl", "no-projection");
+    const file = join(path, "text_encoder_2", "model.onnx");
+    dropOutputs(file, (name) => name === "text_embeds");
+    const err = await failure(load(path));
+    expect(err.message).toContain(file);
+    expect(err.message).toContain("must output text_embeds");
+  });
+
+  it("with a UNet whose text width does not match the two encoders", async () => {
+    const path = join(dir, "mismatched-width");
+    await writeTinyModel(path, TINY_MODEL_VARIANTS.sdxl, CLIP_BPE_DIR);
+    const other = join(dir, "wider-encoders");
+    await writeTinyModel(other, { ...TINY_MODEL_VARIANTS.sdxl, hidden: 48 }, CLIP_BPE_DIR);
+    cpSync(join(other, "text_encoder_2"), join(path, "text_encoder_2"), { recursive: true });
+    const err = await failure(load(path));
+    expect(err.message).toContain(join(path, "unet", "model.onnx"));
+    expect(err.message).toContain("encoder_hidden_states width");
+    expect(err.message).toContain("is 64, expected 80");
   });
 
   it("with a second text encoder beside a UNet that is not SDXL's", async () => {
