@@ -96,12 +96,8 @@ describe("SDXL base", () => {
   });
 
   it("conditions on the render size (time_ids) and gives image i the image of seed + i", async () => {
-    expect(Array.from(addedTimeIds({ timeIdsLength: 6 } as never, 96, 64, false))).toEqual([
-      64, 96, 0, 0, 64, 96,
-    ]);
-    expect(Array.from(addedTimeIds({ timeIdsLength: 5 } as never, 96, 64, true))).toEqual([
-      64, 96, 0, 0, 2.5, 64, 96, 0, 0, 6,
-    ]);
+    expect(Array.from(addedTimeIds(6, 96, 64, false))).toEqual([64, 96, 0, 0, 64, 96]);
+    expect(Array.from(addedTimeIds(5, 96, 64, true))).toEqual([64, 96, 0, 0, 2.5, 64, 96, 0, 0, 6]);
     const batch = await generate(model, { ...BASE, count: 2, scheduler: "euler_ancestral" });
     const second = await generate(model, { ...BASE, seed: BASE.seed + 1, scheduler: "euler_ancestral" });
     expect(bytes(batch, 1).equals(bytes(second))).toBe(true);

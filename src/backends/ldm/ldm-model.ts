@@ -444,17 +444,12 @@ function loadSecondTokenizer(folder: ModelFolder, first: ClipTokenizer): ClipTok
   if (folder.tokenizer2Dir === undefined || folder.textEncoder2 === undefined) return undefined;
   const second = ClipTokenizer.fromFolder(folder.tokenizer2Dir);
   const where = join(folder.tokenizer2Dir, "vocab.json");
-  const configPath = join(folder.dir, "text_encoder_2", "config.json");
-  let vocabSize: unknown;
-  try {
-    vocabSize = (JSON.parse(readFileSync(configPath, "utf8")) as Record<string, unknown>).vocab_size;
-  } catch {
-    vocabSize = undefined; // optimum exports carry the config; without one there is nothing to check against
-  }
+  // optimum's exports carry text_encoder_2/config.json; without one there is nothing to check against.
+  const vocabSize = folder.textEncoder2Config.vocab_size;
   if (typeof vocabSize === "number" && vocabSize !== second.vocabSize) {
     throw new EaselError(
       "model_file",
-      `${where}: tokenizer_2 has ${second.vocabSize} tokens, but ${configPath} says text_encoder_2 has ${vocabSize}: the tokenizer does not match its encoder`,
+      `${where}: tokenizer_2 has ${second.vocabSize} tokens, but ${join(folder.dir, "text_encoder_2", "config.json")} says text_encoder_2 has ${vocabSize}: the tokenizer does not match its encoder`,
     );
   }
   if (second.config.contextLength !== first.config.contextLength) {

@@ -21,6 +21,8 @@ export interface ModelFolder {
   /** SDXL's second text encoder (OpenCLIP bigG, with projection) and its tokenizer; absent for SD 1.x / 2.x. */
   textEncoder2?: string;
   tokenizer2Dir?: string;
+  /** `text_encoder_2/config.json` where present (its `vocab_size` is checked against tokenizer_2). */
+  textEncoder2Config: Record<string, unknown>;
   unet: string;
   vaeDecoder: string;
   /** Absent in txt2img-only exports: img2img, variations and upscales then say so. */
@@ -147,6 +149,7 @@ export function readModelFolder(dir: string, name = dir.split(/[\\/]/).pop() ?? 
     dir,
     textEncoder: requireFile(join(dir, "text_encoder", "model.onnx"), "the text encoder"),
     ...(existsSync(textEncoder2Path) ? { textEncoder2: textEncoder2Path, tokenizer2Dir } : {}),
+    textEncoder2Config: readJson(join(dir, "text_encoder_2", "config.json"), false) ?? {},
     unet: requireFile(join(dir, "unet", "model.onnx"), "the UNet"),
     vaeDecoder: requireFile(join(dir, "vae_decoder", "model.onnx"), "the VAE decoder"),
     ...(existsSync(vaeEncoderPath) ? { vaeEncoder: vaeEncoderPath } : {}),

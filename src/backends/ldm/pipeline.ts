@@ -1,6 +1,6 @@
 import { EaselError } from "../../core/errors.ts";
 import { fromFloat16Array } from "./float16.ts";
-import type { AddedConditions, FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
+import type { FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
 import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
 import type { TokenizedPrompt } from "./tokenizer/clip-tokenizer.ts";
@@ -330,7 +330,7 @@ export async function generate(
     });
   }
   if (io.added && text.pooled) {
-    const timeIds = addedTimeIds(io.added, width, height, cfg);
+    const timeIds = addedTimeIds(io.added.timeIdsLength, width, height, cfg);
     rowInputs.push(
       {
         name: "text_embeds",
@@ -669,14 +669,9 @@ function repeatBranches(rows: Float32Array, branches: number, count: number): Fl
  * the render size, crop (0, 0); a refiner's (5 values) ends in the aesthetic score, 6 for the positive branch and
  * 2.5 for the negative.
  */
-export function addedTimeIds(
-  added: AddedConditions,
-  width: number,
-  height: number,
-  cfg: boolean,
-): Float32Array {
+export function addedTimeIds(length: 5 | 6, width: number, height: number, cfg: boolean): Float32Array {
   const ids = (aesthetic: number) =>
-    added.timeIdsLength === 5 ? [height, width, 0, 0, aesthetic] : [height, width, 0, 0, height, width];
+    length === 5 ? [height, width, 0, 0, aesthetic] : [height, width, 0, 0, height, width];
   return Float32Array.from(cfg ? [...ids(2.5), ...ids(6)] : ids(6));
 }
 

@@ -52,7 +52,7 @@ export class LdmWorkerPool {
     return nativeSideOf(this.family(model));
   }
 
-  /** The cost weight of `model`'s family for ETAs (1 until its worker has loaded it). */
+  /** The cost weight of `model`'s family for ETAs, known as its native side is (see {@link nativeSide}). */
   costWeight(model: string): number {
     return familyCostWeight(this.family(model));
   }
