@@ -63,6 +63,13 @@ export interface TinyModelOptions {
    */
   safetyChecker?: boolean;
   safetyThreshold?: number;
+  /**
+   * `exact`: every graph built only from operators whose float results are exactly rounded, one operation at a
+   * time (Gather, Slice, Concat, Tile, Add, Mul, Cast, DepthToSpace), so outputs are the same bits on every CPU
+   * and in every onnxruntime build. Hash tests of easel's own arithmetic use it; `mixed` (the default) has the
+   * convolutions, reductions and tanh of the interface tests.
+   */
+  arithmetic?: "mixed" | "exact";
 }
 
 /** {@link TinyModelOptions} with every default filled in. */
@@ -79,6 +86,7 @@ export const DEFAULT_TINY_MODEL_OPTIONS = {
   channels: 8,
   safetyChecker: false,
   safetyThreshold: 0,
+  arithmetic: "mixed",
 } as const satisfies Omit<ResolvedTinyModelOptions, "hidden">;
 
 /** Text hidden sizes differ per family (like 768 vs 1024) so code that hard-codes one is caught. */
@@ -159,6 +167,7 @@ export function resolveTinyModelOptions(options: TinyModelOptions = {}): Resolve
     channels: options.channels ?? DEFAULT_TINY_MODEL_OPTIONS.channels,
     safetyChecker: options.safetyChecker ?? DEFAULT_TINY_MODEL_OPTIONS.safetyChecker,
     safetyThreshold: options.safetyThreshold ?? DEFAULT_TINY_MODEL_OPTIONS.safetyThreshold,
+    arithmetic: options.arithmetic ?? DEFAULT_TINY_MODEL_OPTIONS.arithmetic,
   };
   const fail = (message: string): never => {
     throw new EaselError("invalid_argument", `tiny model: ${message}`);
@@ -172,6 +181,13 @@ export function resolveTinyModelOptions(options: TinyModelOptions = {}): Resolve
   }
   if (typeof resolved.safetyChecker !== "boolean") fail("safetyChecker must be true or false");
   if (!Number.isFinite(resolved.safetyThreshold)) fail("safetyThreshold must be a number");
+  if (resolved.arithmetic !== "mixed" && resolved.arithmetic !== "exact")
+    fail("arithmetic must be mixed or exact");
+  if (resolved.arithmetic === "exact" && resolved.vaeEncoderOutput !== "latent_parameters") {
+    // The in-graph draw of latent_sample is onnxruntime's own random stream: not the same bits everywhere.
+    fail("arithmetic exact needs vaeEncoderOutput latent_parameters");
+  }
+  if (resolved.arithmetic === "exact" && resolved.hidden < 4) fail("arithmetic exact needs hidden ≥ 4");
   for (const key of ["hidden", "channels"] as const) {
     const value = resolved[key];
     if (!Number.isInteger(value) || value < 1 || value > 1024)
@@ -630,6 +646,176 @@ function buildVaeEncoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
+// The same interfaces in exact arithmetic (`arithmetic: "exact"`): float32 inside, one correctly rounded operation
+// at a time, so the bits out depend on easel's inputs alone. Convolutions, reductions and tanh are left out: their
+// kernels differ between CPUs (vector width, summation order, approximations), and so would their last bits.
+
+const INT_MAX = 2 ** 31 - 1;
+
+/** A float32 graph with inputs and outputs in the model's dtype: casts at the edges (exact both ways). */
+class ExactGraph extends GraphBuilder {
+  constructor(
+    prefix: string,
+    readonly io: FloatCode,
+  ) {
+    super(prefix, DT.FLOAT);
+  }
+
+  /** A float input in the model's dtype, as float32. */
+  floatInput(name: string, dims: readonly Dim[]): string {
+    const value = this.input(name, this.io, dims);
+    return this.io === DT.FLOAT ? value : this.op("Cast", [value], [attrInt("to", DT.FLOAT)]);
+  }
+
+  /** A float32 value as the graph output `name` in the model's dtype. */
+  floatOutput(value: string, name: string, dims: readonly Dim[]): void {
+    if (this.io === DT.FLOAT) this.op("Identity", [value], [], name);
+    else this.op("Cast", [value], [attrInt("to", this.io)], name);
+    this.output(name, this.io, dims);
+  }
+
+  /** `x[..., start:end, ...]` along each of `axes` (with `steps`). */
+  slice(x: string, starts: number[], ends: number[], axes: number[], steps?: number[]): string {
+    const id = this.nodes.length;
+    const inputs = [
+      x,
+      this.int64s(`slice_${id}_starts`, starts),
+      this.int64s(`slice_${id}_ends`, ends),
+      this.int64s(`slice_${id}_axes`, axes),
+    ];
+    if (steps) inputs.push(this.int64s(`slice_${id}_steps`, steps));
+    return this.op("Slice", inputs);
+  }
+
+  reshape(x: string, shape: number[]): string {
+    return this.op("Reshape", [x, this.int64s(`shape_${this.nodes.length}`, shape)]);
+  }
+
+  times(x: string, value: number): string {
+    return this.op("Mul", [x, this.scalar(`k_${this.nodes.length}`, value)]);
+  }
+}
+
+/** Token + position embedding (Gather, Slice, Add), scaled copies as the hidden states, token 1 as the pooled row. */
+function buildExactTextEncoder(
+  o: ResolvedTinyModelOptions,
+  names: Dims,
+  prefix: string,
+  hidden: number,
+  projection?: number,
+): Uint8Array {
+  const g = new ExactGraph(prefix, floatCode(o));
+  const ids = g.input("input_ids", o.inputIds === "int32" ? DT.INT32 : DT.INT64, [
+    names.batch,
+    names.sequence,
+  ]);
+  const rows = g.op("Mod", [
+    g.op("Cast", [ids], [attrInt("to", DT.INT64)]),
+    g.int64s("token_table_rows", [TOKEN_TABLE_ROWS], []),
+  ]);
+  const tokens = g.op("Gather", [
+    g.weight("embeddings.token_embedding.weight", [TOKEN_TABLE_ROWS, hidden], 1),
+    rows,
+  ]);
+  const seqLen = g.op("Shape", [ids], [attrInt("start", 1), attrInt("end", 2)]);
+  const positions = g.op("Slice", [
+    g.weight("embeddings.position_embedding.weight", [SEQUENCE, hidden], 0.5),
+    g.int64s("slice_start", [0]),
+    seqLen,
+    g.int64s("slice_axes", [0]),
+  ]);
+  const embedded = g.op("Add", [tokens, positions]);
+  const penultimate = g.times(embedded, 0.75);
+  const last = g.times(embedded, 1.25);
+  // Token 1 (the first word), not the start token, so the two branches' pooled rows differ.
+  const pooled = g.reshape(g.slice(last, [1], [2], [1]), [-1, hidden]);
+  const states = [names.batch, names.sequence, hidden];
+  g.floatOutput(last, "last_hidden_state", states);
+  if (projection === undefined) {
+    g.floatOutput(pooled, "pooler_output", [names.batch, hidden]);
+  } else {
+    const padded = g.op("Pad", [pooled, g.int64s("projection_pads", [0, 0, 0, projection - hidden])]);
+    g.floatOutput(padded, "text_embeds", [names.batch, projection]);
+  }
+  if (twoEncoders(o.family)) {
+    g.floatOutput(embedded, "hidden_states.0", states);
+    g.floatOutput(penultimate, "hidden_states.1", states);
+    g.floatOutput(g.op("Identity", [last]), "hidden_states.2", states);
+  }
+  return g.encode(`easel tiny exact ${o.family} ${prefix}`).model;
+}
+
+/**
+ * 0.875·sample (close to a real UNet: the noise is most of its input) + (t/4096)·sample rolled one column + the first four values of token 1's text state (and of
+ * timestep_cond, text_embeds and time_ids), each branch and row its own.
+ */
+function buildExactUnet(o: ResolvedTinyModelOptions, names: Dims, crossDim: number): Uint8Array {
+  const g = new ExactGraph("unet", floatCode(o));
+  const b = names.batch;
+  const sample = g.floatInput("sample", names.latent);
+  const timestepType =
+    o.timestep === "int64[1]" ? DT.INT64 : o.timestep.startsWith("float16") ? DT.FLOAT16 : DT.FLOAT;
+  const timestep = g.input("timestep", timestepType, names.timestep);
+  const t = g.reshape(g.op("Cast", [timestep], [attrInt("to", DT.FLOAT)]), [-1, 1, 1, 1]);
+  const context = g.floatInput("encoder_hidden_states", [b, names.sequence, crossDim]);
+  const firstFour = (x: string, axes: number[], starts: number[]) =>
+    g.reshape(
+      g.slice(
+        x,
+        starts,
+        starts.map((v, i) => (i === starts.length - 1 ? v + 4 : v + 1)),
+        axes,
+      ),
+      [-1, LATENT_CHANNELS, 1, 1],
+    );
+  let cond = g.times(firstFour(context, [1, 2], [1, 0]), 0.125);
+  if (o.family === "lcm") {
+    const timeCond = g.floatInput("timestep_cond", [b, LCM_TIME_COND_DIM]);
+    cond = g.op("Add", [cond, g.times(firstFour(timeCond, [1], [0]), 0.125)]);
+  }
+  if (twoEncoders(o.family)) {
+    const textEmbeds = g.floatInput("text_embeds", [b, SDXL_TEXT_EMBEDS]);
+    const timeIds = g.floatInput("time_ids", [b, SDXL_TIME_IDS]);
+    cond = g.op("Add", [cond, g.times(firstFour(textEmbeds, [1], [0]), 0.125)]);
+    cond = g.op("Add", [cond, g.times(firstFour(timeIds, [1], [0]), 2 ** -13)]);
+  }
+  const rolled = g.op(
+    "Concat",
+    [g.slice(sample, [1], [INT_MAX], [3]), g.slice(sample, [0], [1], [3])],
+    [attrInt("axis", 3)],
+  );
+  const mixed = g.op("Mul", [rolled, g.times(t, 2 ** -12)]);
+  const out = g.op("Add", [g.op("Add", [g.times(sample, 0.875), mixed]), cond]);
+  g.floatOutput(out, "out_sample", names.latent);
+  return g.encode(`easel tiny exact ${o.family} unet`).model;
+}
+
+/** Latent channels 0..2 tiled over an 8×8 block, each position its own gain, DepthToSpace ×8. */
+function buildExactVaeDecoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
+  const g = new ExactGraph("vae_decoder", floatCode(o));
+  const latent = g.floatInput("latent_sample", names.decoderIn);
+  const rgb = g.times(g.slice(latent, [0], [3], [1]), 0.03125);
+  const tiled = g.op("Tile", [rgb, g.int64s("tile_repeats", [1, 64, 1, 1])]);
+  const gains = g.weight("block_gain", [1, 3 * 64, 1, 1], 0.5, 1);
+  const blocks = g.op("Mul", [tiled, gains]);
+  const image = g.op("DepthToSpace", [blocks], [attrInt("blocksize", 8), attrString("mode", "DCR")]);
+  g.floatOutput(image, "sample", names.decoded);
+  return g.encode(`easel tiny exact ${o.family} vae_decoder`).model;
+}
+
+/** Every 8th pixel's RGB (and R again) as the mean, a scaled copy minus 6 as the logvar: latent_parameters. */
+function buildExactVaeEncoder(o: ResolvedTinyModelOptions, names: Dims): Uint8Array {
+  const g = new ExactGraph("vae_encoder", floatCode(o));
+  const image = g.floatInput("sample", names.image);
+  const picked = g.slice(image, [0, 0], [INT_MAX, INT_MAX], [2, 3], [8, 8]);
+  const mean = g.times(g.op("Concat", [picked, g.slice(picked, [0], [1], [1])], [attrInt("axis", 1)]), 0.5);
+  const logvar = g.op("Add", [g.times(mean, 0.25), g.scalar("logvar_offset", -6)]);
+  const parameters = g.op("Concat", [mean, logvar], [attrInt("axis", 1)]);
+  g.floatOutput(parameters, "latent_parameters", [names.batch, 2 * LATENT_CHANNELS, ...names.encoded]);
+  return g.encode(`easel tiny exact ${o.family} vae_encoder`).model;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
 // JSON files. Shapes follow the HF/diffusers files; values are reconstructions, not byte copies of hub files.
 
 const BASE_BETAS = {
@@ -889,13 +1075,15 @@ function buildFiles(o: ResolvedTinyModelOptions): Map<string, Uint8Array> {
   // SDXL's UNet reads both encoders' hidden states concatenated (768 + 1280 in the real model).
   const crossDim = sdxl ? 2 * o.hidden : o.hidden;
   const files = new Map<string, Uint8Array>();
+  const exact = o.arithmetic === "exact";
+  const textEncoder = exact ? buildExactTextEncoder : buildTextEncoder;
 
-  files.set("text_encoder/model.onnx", buildTextEncoder(o, names, "text_encoder", o.hidden));
+  files.set("text_encoder/model.onnx", textEncoder(o, names, "text_encoder", o.hidden));
   files.set("text_encoder/config.json", json(textEncoderConfig(o.hidden, "CLIPTextModel")));
   if (sdxl) {
     files.set(
       "text_encoder_2/model.onnx",
-      buildTextEncoder(o, names, "text_encoder_2", o.hidden, SDXL_TEXT_EMBEDS),
+      textEncoder(o, names, "text_encoder_2", o.hidden, SDXL_TEXT_EMBEDS),
     );
     files.set(
       "text_encoder_2/config.json",
@@ -903,7 +1091,9 @@ function buildFiles(o: ResolvedTinyModelOptions): Map<string, Uint8Array> {
     );
   }
 
-  const unet = buildUnet(o, names, crossDim);
+  const unet: { model: Uint8Array; external?: Uint8Array } = exact
+    ? { model: buildExactUnet(o, names, crossDim) }
+    : buildUnet(o, names, crossDim);
   files.set("unet/model.onnx", unet.model);
   if (unet.external !== undefined) files.set("unet/weights.pb", unet.external);
   files.set(
@@ -932,9 +1122,9 @@ function buildFiles(o: ResolvedTinyModelOptions): Map<string, Uint8Array> {
     sample_size: SAMPLE_SIZE[o.family] * 8,
     scaling_factor: sdxl ? 0.13025 : 0.18215,
   });
-  files.set("vae_decoder/model.onnx", buildVaeDecoder(o, names));
+  files.set("vae_decoder/model.onnx", (exact ? buildExactVaeDecoder : buildVaeDecoder)(o, names));
   files.set("vae_decoder/config.json", vaeConfig);
-  files.set("vae_encoder/model.onnx", buildVaeEncoder(o, names));
+  files.set("vae_encoder/model.onnx", (exact ? buildExactVaeEncoder : buildVaeEncoder)(o, names));
   files.set("vae_encoder/config.json", vaeConfig);
 
   const openClip = o.family === "sd2" || o.family === "sd2-v" || o.family === "turbo";

@@ -1,0 +1,22 @@
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { BIT_CASES, renderBitCases } from "./pipeline-bits-cases.ts";
+
+// Hashes recorded before the speed work of issue 15 (scripts/record-pipeline-hashes.ts); see pipeline-bits-cases.ts.
+const RECORDED = JSON.parse(
+  readFileSync(join(import.meta.dirname, "golden", "vectors", "pipeline-hashes.json"), "utf8"),
+) as Record<string, string>;
+
+describe("pipeline output bits", () => {
+  const dir = mkdtempSync(join(tmpdir(), "easel-bits-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("every fixed render has the pixels and previews recorded before the pipeline was made fast", async () => {
+    expect(Object.keys(RECORDED).sort()).toEqual(BIT_CASES.map((c) => c.name).sort());
+    const rendered = await renderBitCases(dir);
+    const changed = Object.keys(RECORDED).filter((name) => rendered[name] !== RECORDED[name]);
+    expect(changed).toEqual([]);
+  }, 120_000);
+});
