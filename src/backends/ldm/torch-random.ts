@@ -1,5 +1,6 @@
 import { randomInt } from "node:crypto";
 import { EaselError } from "../../core/errors.ts";
+import { cosSinF32 } from "./sincos-f32.ts";
 
 /**
  * A port of PyTorch's CPU generator (`torch.Generator('cpu')`): MT19937 plus the two `randn` paths of
@@ -67,6 +68,11 @@ export function randomSeed(): number {
 export class TorchGenerator {
   private readonly state = new Uint32Array(MT_N);
   private index = MT_N;
+  /** Scratch for normalFill, grown to the largest draw and reused: a step's noise allocates nothing. */
+  private uniformBits = new Int32Array(0);
+  private angles = new Float32Array(0);
+  private cosines = new Float32Array(0);
+  private sines = new Float32Array(0);
   /** The second Box–Muller value of the double-precision path, returned by the next small draw. */
   private cachedNormal: number | undefined;
 
@@ -130,14 +136,46 @@ export class TorchGenerator {
   /** ATen's `normal_fill` for float32 tensors of 16 or more elements (the scalar kernel). */
   private normalFill(out: Float32Array): void {
     const n = out.length;
-    for (let i = 0; i < n; i++) out[i] = (this.nextUint32() & 0xffffff) * TWO_POW_MINUS_24;
-    for (let start = 0; start + BLOCK <= n; start += BLOCK) boxMullerBlock(out, start);
+    if (this.uniformBits.length < n) this.uniformBits = new Int32Array(n);
+    const bits = this.uniformBits;
+    this.fillUniformBits(bits, 0, n);
+    this.boxMuller(bits, out, 0, Math.floor(n / BLOCK));
     if (n % BLOCK !== 0) {
       // The tail is redone from 16 fresh uniforms over the last 16 slots, overwriting finished values.
       const start = n - BLOCK;
-      for (let i = 0; i < BLOCK; i++) out[start + i] = (this.nextUint32() & 0xffffff) * TWO_POW_MINUS_24;
-      boxMullerBlock(out, start);
+      this.fillUniformBits(bits, start, BLOCK);
+      this.boxMuller(bits, out, start, 1);
     }
+  }
+
+  /** `count` outputs of MT19937, each cut to 24 bits (torch's float uniform is those bits × 2^-24). */
+  private fillUniformBits(bits: Int32Array, from: number, count: number): void {
+    let i = from;
+    const end = from + count;
+    while (i < end) {
+      if (this.index >= MT_N) this.twist();
+      const run = Math.min(MT_N - this.index, end - i);
+      temperInto(this.state, this.index, bits, i, run);
+      this.index += run;
+      i += run;
+    }
+  }
+
+  /**
+   * Box–Muller over `blocks` consecutive blocks of 16 uniforms from `start`, in float32 arithmetic as the C++
+   * kernel does: in each block u1 from the first 8, u2 from the last 8, radius √(−2 ln(1 − u1)), angle 2π·u2.
+   * The angles' cos and sin are taken in one pass over all blocks (see sincos-f32.ts).
+   */
+  private boxMuller(bits: Int32Array, out: Float32Array, start: number, blocks: number): void {
+    const pairs = blocks * HALF_BLOCK;
+    if (this.angles.length < pairs) {
+      this.angles = new Float32Array(pairs);
+      this.cosines = new Float32Array(pairs);
+      this.sines = new Float32Array(pairs);
+    }
+    radiiAndAngles(bits, out, this.angles, start, blocks);
+    cosSinF32(this.angles, this.cosines, this.sines, pairs);
+    scaleByRadii(out, this.cosines, this.sines, start, blocks);
   }
 
   /** ATen's `normal_distribution<double>`: one value, caching the pair's second value in the generator. */
@@ -164,30 +202,70 @@ export class TorchGenerator {
 
   private twist(): void {
     const mt = this.state;
-    // The standard MT19937 recurrence, split at the wrap-around so the hot loop has no modulo.
+    // The standard MT19937 recurrence, split at the wrap-around so the hot loop has no modulo; the matrix term
+    // without a branch (a coin flip per value, which the CPU would mispredict half the time).
     let k = 0;
     for (; k < MT_N - MT_M; k++) {
       const y = ((mt[k] as number) & UPPER_MASK) | ((mt[k + 1] as number) & LOWER_MASK);
-      mt[k] = (mt[k + MT_M] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+      mt[k] = (mt[k + MT_M] as number) ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
     }
     for (; k < MT_N - 1; k++) {
       const y = ((mt[k] as number) & UPPER_MASK) | ((mt[k + 1] as number) & LOWER_MASK);
-      mt[k] = (mt[k + MT_M - MT_N] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+      mt[k] = (mt[k + MT_M - MT_N] as number) ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
     }
     const y = ((mt[MT_N - 1] as number) & UPPER_MASK) | ((mt[0] as number) & LOWER_MASK);
-    mt[MT_N - 1] = (mt[MT_M - 1] as number) ^ (y >>> 1) ^ (y & 1 ? MATRIX_A : 0);
+    mt[MT_N - 1] = (mt[MT_M - 1] as number) ^ (y >>> 1) ^ (-(y & 1) & MATRIX_A);
     this.index = 0;
   }
 }
 
-/** Box–Muller over one block of 16 uniforms in place, in float32 arithmetic as the C++ kernel does. */
-function boxMullerBlock(data: Float32Array, start: number): void {
-  for (let j = start; j < start + HALF_BLOCK; j++) {
-    const u1 = f32(1 - (data[j] as number));
-    const u2 = data[j + HALF_BLOCK] as number;
-    const radius = f32(Math.sqrt(f32(-2 * f32(Math.log(u1)))));
-    const theta = f32(TWO_PI * u2);
-    data[j] = f32(radius * f32(Math.cos(theta)));
-    data[j + HALF_BLOCK] = f32(radius * f32(Math.sin(theta)));
+// The loops live in small functions of their own: a loop that V8 compiles while it runs (on-stack replacement)
+// would otherwise deoptimise at the first line after it, on every call.
+
+/** MT19937's tempering of `run` state words from `index`, cut to 24 bits, into `bits` from `at`. */
+function temperInto(state: Uint32Array, index: number, bits: Int32Array, at: number, run: number): void {
+  for (let k = 0; k < run; k++) {
+    let y = state[index + k] as number;
+    y ^= y >>> 11;
+    y ^= (y << 7) & 0x9d2c5680;
+    y ^= (y << 15) & 0xefc60000;
+    y ^= y >>> 18;
+    bits[at + k] = y & 0xffffff;
+  }
+}
+
+/** Each block's radii into its first 8 slots of `out` (until scaleByRadii) and its angles into `angles`. */
+function radiiAndAngles(
+  bits: Int32Array,
+  out: Float32Array,
+  angles: Float32Array,
+  start: number,
+  blocks: number,
+): void {
+  for (let b = 0; b < blocks; b++) {
+    const base = start + b * BLOCK;
+    for (let j = 0; j < HALF_BLOCK; j++) {
+      const u1 = f32(1 - (bits[base + j] as number) * TWO_POW_MINUS_24);
+      out[base + j] = Math.sqrt(f32(-2 * f32(Math.log(u1))));
+      angles[b * HALF_BLOCK + j] = TWO_PI * ((bits[base + HALF_BLOCK + j] as number) * TWO_POW_MINUS_24);
+    }
+  }
+}
+
+/** radius · cos into each block's first half, radius · sin into its second (float32 products). */
+function scaleByRadii(
+  out: Float32Array,
+  cosines: Float32Array,
+  sines: Float32Array,
+  start: number,
+  blocks: number,
+): void {
+  for (let b = 0; b < blocks; b++) {
+    const base = start + b * BLOCK;
+    for (let j = 0; j < HALF_BLOCK; j++) {
+      const radius = out[base + j] as number;
+      out[base + j] = radius * (cosines[b * HALF_BLOCK + j] as number);
+      out[base + HALF_BLOCK + j] = radius * (sines[b * HALF_BLOCK + j] as number);
+    }
   }
 }
