@@ -102,6 +102,9 @@ export abstract class BaseScheduler implements Scheduler {
   protected sigmaList: Float32Array | undefined;
   /** The index the next step must have; undefined until the first step after setTimesteps. */
   private nextStep: number | undefined;
+  /** prevSample buffers, used in turn: the caller hands one back as the next step's sample. */
+  private prevBuffers: [Float32Array, Float32Array] = [new Float32Array(0), new Float32Array(0)];
+  private readonly scratch = new Map<string, Float32Array>();
 
   constructor(name: SchedulerName, config: SchedulerConfig) {
     this.name = name;
@@ -129,9 +132,16 @@ export abstract class BaseScheduler implements Scheduler {
     return this.timestepList[this.checkIndex(stepIndex)] as number;
   }
 
-  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+  modelInputDivisor(stepIndex: number): number {
     this.checkIndex(stepIndex);
-    return sample.slice();
+    return 1;
+  }
+
+  scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+    const divisor = this.modelInputDivisor(stepIndex);
+    const out = new Float32Array(sample.length);
+    for (let i = 0; i < out.length; i++) out[i] = (sample[i] as number) / divisor;
+    return out;
   }
 
   step(
@@ -184,6 +194,29 @@ export abstract class BaseScheduler implements Scheduler {
     sample: Float32Array,
     generator: TorchGenerator | undefined,
   ): StepOutput;
+
+  /**
+   * The buffer for a step's prevSample: one of two the scheduler owns, whichever is not an input of this step, so
+   * a caller that passes the last prevSample back as the sample never has it overwritten while it is read.
+   */
+  protected prevOut(sample: Float32Array, modelOutput: Float32Array): Float32Array {
+    const n = sample.length;
+    if (this.prevBuffers[0].length !== n) this.prevBuffers = [new Float32Array(n), new Float32Array(n)];
+    const [a, b] = this.prevBuffers;
+    if (a !== sample && a !== modelOutput) return a;
+    if (b !== sample && b !== modelOutput) return b;
+    return new Float32Array(n);
+  }
+
+  /** A named working buffer of `n` values, kept from step to step (its contents are the caller's to manage). */
+  protected buffer(name: string, n: number): Float32Array {
+    let buffer = this.scratch.get(name);
+    if (buffer?.length !== n) {
+      buffer = new Float32Array(n);
+      this.scratch.set(name, buffer);
+    }
+    return buffer;
+  }
 
   /** The generator, or an error saying this step draws noise and needs the pipeline's generator. */
   protected requireGenerator(generator: TorchGenerator | undefined): TorchGenerator {

@@ -2,6 +2,7 @@ import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
+import { clipInto, ddpmPrediction, weightedSum } from "./kernels.ts";
 import { roundHalfEven, torchAt } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
 
@@ -55,43 +56,21 @@ export class DdimScheduler extends BaseScheduler {
     const sqrtBetaT = f32(Math.sqrt(betaT));
     const n = sample.length;
 
-    const x0 = new Float32Array(n);
-    const eps = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      const x = sample[i] as number;
-      const m = modelOutput[i] as number;
-      switch (this.config.prediction_type) {
-        case "epsilon":
-          x0[i] = f32(x - f32(sqrtBetaT * m)) / sqrtAlphaT;
-          eps[i] = m;
-          break;
-        case "sample":
-          x0[i] = m;
-          eps[i] = f32(x - f32(sqrtAlphaT * m)) / sqrtBetaT;
-          break;
-        case "v_prediction":
-          x0[i] = f32(sqrtAlphaT * x) - f32(sqrtBetaT * m);
-          eps[i] = f32(sqrtAlphaT * m) + f32(sqrtBetaT * x);
-          break;
-      }
-    }
-    if (this.config.clip_sample) {
-      const range = this.config.clip_sample_range;
-      for (let i = 0; i < n; i++) x0[i] = Math.min(Math.max(x0[i] as number, -range), range);
-    }
+    const x0 = this.buffer("denoised", n);
+    const eps = this.buffer("eps", n);
+    ddpmPrediction(this.config.prediction_type, sample, modelOutput, sqrtAlphaT, sqrtBetaT, x0, eps);
+    if (this.config.clip_sample) clipInto(x0, this.config.clip_sample_range);
 
     const betaPrev = f32(1 - alphaPrev);
     const variance = f32(f32(betaPrev / betaT) * f32(1 - f32(alphaT / alphaPrev)));
     const std = f32(this.eta * f32(Math.sqrt(variance)));
     const directionScale = f32(Math.sqrt(f32(f32(1 - alphaPrev) - f32(std * std))));
     const sqrtAlphaPrev = f32(Math.sqrt(alphaPrev));
-    const prev = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = f32(sqrtAlphaPrev * (x0[i] as number)) + f32(directionScale * (eps[i] as number));
-    }
+    const prev = this.prevOut(sample, modelOutput);
+    weightedSum(x0, sqrtAlphaPrev, eps, directionScale, prev);
     if (this.eta > 0) {
-      const noise = this.requireGenerator(generator).randn(n);
-      for (let i = 0; i < n; i++) prev[i] = (prev[i] as number) + f32(std * (noise[i] as number));
+      const noise = this.requireGenerator(generator).randnInto(this.buffer("noise", n));
+      weightedSum(prev, 1, noise, std, prev);
     }
     return { prevSample: prev, denoised: x0 };
   }

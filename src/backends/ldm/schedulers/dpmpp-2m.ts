@@ -1,6 +1,7 @@
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
+import { ddpmPrediction, weightedSum } from "./kernels.ts";
 import { karrasSigmas, npArange, npInterpIndex, npLinspace, roundHalfEven, sigmaToT } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
 
@@ -29,6 +30,8 @@ export class DpmSolverMultistepScheduler extends BaseScheduler {
   private sigmaValues = new Float32Array(0);
   /** The previous step's x0 prediction (m1 in the paper); undefined before the first step. */
   private previousX0: Float32Array | undefined;
+  /** The two x0 buffers, this step's and the previous one's, swapped every step. */
+  private x0Buffers: [Float32Array, Float32Array] = [new Float32Array(0), new Float32Array(0)];
   private lowerOrderNums = 0;
 
   constructor(name: SchedulerName, config: SchedulerConfig) {
@@ -105,13 +108,11 @@ export class DpmSolverMultistepScheduler extends BaseScheduler {
     const h = f32(t.lambda - s0.lambda);
     const ratio = f32(t.sigmaT / s0.sigmaT);
     const phi = f32(t.alpha * f32(f32(Math.exp(-h)) - 1));
-    const prev = new Float32Array(sample.length);
+    const prev = this.prevOut(sample, modelOutput);
     const m1 = this.previousX0;
 
     if (config.solver_order === 1 || this.lowerOrderNums < 1 || lowerOrderFinal || m1 === undefined) {
-      for (let i = 0; i < prev.length; i++) {
-        prev[i] = f32(ratio * (sample[i] as number)) - f32(phi * (x0[i] as number));
-      }
+      weightedSum(sample, ratio, x0, -phi, prev);
     } else {
       const s1 = alphaSigmaLambda(this.sigmaValues[stepIndex - 1] as number);
       const h0 = f32(s0.lambda - s1.lambda);
@@ -121,16 +122,11 @@ export class DpmSolverMultistepScheduler extends BaseScheduler {
         config.solver_type === "midpoint"
           ? -f32(0.5 * phi)
           : f32(t.alpha * f32(f32(f32(f32(Math.exp(-h)) - 1) / h) + 1));
-      for (let i = 0; i < prev.length; i++) {
-        const m0 = x0[i] as number;
-        const d1 = f32(invR0 * f32(m0 - (m1[i] as number)));
-        const first = f32(f32(ratio * (sample[i] as number)) - f32(phi * m0));
-        prev[i] = first + f32(d1Scale * d1);
-      }
+      secondOrderUpdate(sample, x0, m1, { ratio, phi, invR0, d1Scale }, prev);
     }
     if (this.lowerOrderNums < config.solver_order) this.lowerOrderNums++;
     this.previousX0 = x0;
-    return { prevSample: prev, denoised: x0.slice() };
+    return { prevSample: prev, denoised: x0 };
   }
 
   /** DPM-Solver's `add_noise`: α_t·x0 + σ_t·noise for the step's sigma. */
@@ -142,22 +138,28 @@ export class DpmSolverMultistepScheduler extends BaseScheduler {
   /** diffusers' `convert_model_output` for dpmsolver++: the model output as a data (x0) prediction. */
   private dataPrediction(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float32Array {
     const { alpha, sigmaT } = alphaSigmaLambda(sigma);
-    const x0 = new Float32Array(sample.length);
-    switch (this.config.prediction_type) {
-      case "epsilon":
-        for (let i = 0; i < x0.length; i++) {
-          x0[i] = f32((sample[i] as number) - f32(sigmaT * (modelOutput[i] as number))) / alpha;
-        }
-        break;
-      case "v_prediction":
-        for (let i = 0; i < x0.length; i++) {
-          x0[i] = f32(alpha * (sample[i] as number)) - f32(sigmaT * (modelOutput[i] as number));
-        }
-        break;
-      case "sample":
-        x0.set(modelOutput);
-        break;
-    }
+    const n = sample.length;
+    if (this.x0Buffers[0].length !== n) this.x0Buffers = [new Float32Array(n), new Float32Array(n)];
+    // Not the previous step's x0, which the second-order update still reads.
+    const x0 = this.x0Buffers[0] === this.previousX0 ? this.x0Buffers[1] : this.x0Buffers[0];
+    ddpmPrediction(this.config.prediction_type, sample, modelOutput, alpha, sigmaT, x0, undefined);
     return x0;
+  }
+}
+
+/** DPM-Solver++(2M)'s update: ratio·x − φ·m0 + d1Scale · (m0 − m1)/r0, each operation in float32. */
+function secondOrderUpdate(
+  sample: Float32Array,
+  x0: Float32Array,
+  m1: Float32Array,
+  k: { ratio: number; phi: number; invR0: number; d1Scale: number },
+  prev: Float32Array,
+): void {
+  const { ratio, phi, invR0, d1Scale } = k;
+  for (let i = 0; i < prev.length; i++) {
+    const m0 = x0[i] as number;
+    const d1 = f32(invR0 * f32(m0 - (m1[i] as number)));
+    const first = f32(f32(ratio * (sample[i] as number)) - f32(phi * m0));
+    prev[i] = first + f32(d1Scale * d1);
   }
 }

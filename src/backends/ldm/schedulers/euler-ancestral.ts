@@ -14,9 +14,6 @@ const f32 = Math.fround;
  * initial latents).
  */
 export class EulerAncestralScheduler extends SigmaScheduler {
-  /** Reused noise buffer: a [2,4,128,128] step should not allocate twice. */
-  private noise = new Float32Array(0);
-
   constructor(name: SchedulerName, config: SchedulerConfig) {
     if (config.prediction_type === "sample") {
       // diffusers raises NotImplementedError for it.
@@ -44,15 +41,27 @@ export class EulerAncestralScheduler extends SigmaScheduler {
     const dt = f32(sigmaDown - sigma);
 
     const x0 = this.predictOriginal(modelOutput, sample, sigma);
-    if (this.noise.length !== sample.length) this.noise = new Float32Array(sample.length);
-    const noise = g.randnInto(this.noise);
-    const prev = new Float32Array(sample.length);
-    for (let i = 0; i < prev.length; i++) {
-      const x = sample[i] as number;
-      const derivative = f32(f32(x - (x0[i] as number)) / sigma);
-      const euler = f32(x + f32(derivative * dt));
-      prev[i] = euler + f32((noise[i] as number) * sigmaUp);
-    }
+    const noise = g.randnInto(this.buffer("noise", sample.length));
+    const prev = this.prevOut(sample, modelOutput);
+    ancestralUpdate(sample, x0, noise, sigma, dt, sigmaUp, prev);
     return { prevSample: prev, denoised: x0 };
+  }
+}
+
+/** prev = x + ((x − x0) / σ) · dt + noise · σ_up, each operation rounded to float32 as torch does. */
+function ancestralUpdate(
+  sample: Float32Array,
+  x0: Float32Array,
+  noise: Float32Array,
+  sigma: number,
+  dt: number,
+  sigmaUp: number,
+  prev: Float32Array,
+): void {
+  for (let i = 0; i < prev.length; i++) {
+    const x = sample[i] as number;
+    const derivative = f32(f32(x - (x0[i] as number)) / sigma);
+    const euler = f32(x + f32(derivative * dt));
+    prev[i] = euler + f32((noise[i] as number) * sigmaUp);
   }
 }

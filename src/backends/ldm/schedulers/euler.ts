@@ -1,6 +1,7 @@
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
+import { weightedSum } from "./kernels.ts";
 import { karrasSigmas, npInterpIndex, sigmaToT } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
 
@@ -63,13 +64,10 @@ export abstract class SigmaScheduler extends BaseScheduler {
     this.timestepList = Object.freeze(timesteps);
   }
 
-  override scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array {
+  override modelInputDivisor(stepIndex: number): number {
     this.checkIndex(stepIndex);
     const sigma = this.sigmaValues[stepIndex] as number;
-    const divisor = f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
-    const out = new Float32Array(sample.length);
-    for (let i = 0; i < sample.length; i++) out[i] = (sample[i] as number) / divisor;
-    return out;
+    return f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
   }
 
   /** Euler's `add_noise` is k-diffusion's x = x0 + σ·noise. */
@@ -77,20 +75,19 @@ export abstract class SigmaScheduler extends BaseScheduler {
     return [1, this.sigmaValues[stepIndex] as number];
   }
 
-  /** x0 from the model output at σ, per prediction type (diffusers' `pred_original_sample`), float32 ops. */
+  /**
+   * x0 from the model output at σ, per prediction type (diffusers' `pred_original_sample`), float32 ops, into the
+   * scheduler's denoised buffer.
+   */
   protected predictOriginal(modelOutput: Float32Array, sample: Float32Array, sigma: number): Float32Array {
-    const x0 = new Float32Array(sample.length);
+    const x0 = this.buffer("denoised", sample.length);
     switch (this.config.prediction_type) {
       case "epsilon":
-        for (let i = 0; i < x0.length; i++)
-          x0[i] = (sample[i] as number) - f32(sigma * (modelOutput[i] as number));
+        weightedSum(sample, 1, modelOutput, -sigma, x0);
         break;
       case "v_prediction": {
         const variance = f32(f32(sigma * sigma) + 1);
-        const outScale = f32(-sigma / f32(Math.sqrt(variance)));
-        for (let i = 0; i < x0.length; i++) {
-          x0[i] = f32((modelOutput[i] as number) * outScale) + f32((sample[i] as number) / variance);
-        }
+        vPredictionOriginal(sample, modelOutput, f32(-sigma / f32(Math.sqrt(variance))), variance, x0);
         break;
       }
       case "sample":
@@ -115,12 +112,36 @@ export class EulerScheduler extends SigmaScheduler {
     const sigma = this.sigmaValues[stepIndex] as number;
     const dt = f32((this.sigmaValues[stepIndex + 1] as number) - sigma);
     const x0 = this.predictOriginal(modelOutput, sample, sigma);
-    const prev = new Float32Array(sample.length);
-    for (let i = 0; i < prev.length; i++) {
-      const x = sample[i] as number;
-      const derivative = f32(f32(x - (x0[i] as number)) / sigma);
-      prev[i] = x + f32(derivative * dt);
-    }
+    const prev = this.prevOut(sample, modelOutput);
+    eulerUpdate(sample, x0, sigma, dt, prev);
     return { prevSample: prev, denoised: x0 };
+  }
+}
+
+/** x0 = model · outScale + sample / variance (k-diffusion's v-prediction at σ), in float32 operations. */
+function vPredictionOriginal(
+  sample: Float32Array,
+  model: Float32Array,
+  outScale: number,
+  variance: number,
+  x0: Float32Array,
+): void {
+  for (let i = 0; i < x0.length; i++) {
+    x0[i] = f32((model[i] as number) * outScale) + f32((sample[i] as number) / variance);
+  }
+}
+
+/** prev = x + ((x − x0) / σ) · dt, each operation rounded to float32 as torch does. */
+function eulerUpdate(
+  sample: Float32Array,
+  x0: Float32Array,
+  sigma: number,
+  dt: number,
+  prev: Float32Array,
+): void {
+  for (let i = 0; i < prev.length; i++) {
+    const x = sample[i] as number;
+    const derivative = f32(f32(x - (x0[i] as number)) / sigma);
+    prev[i] = x + f32(derivative * dt);
   }
 }

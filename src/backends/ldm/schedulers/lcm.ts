@@ -1,6 +1,7 @@
 import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, checkSteps } from "./base.ts";
+import { clipInto, ddpmPrediction, weightedSum } from "./kernels.ts";
 import { npLinspace, torchAt } from "./math.ts";
 import type { StepOutput } from "./types.ts";
 
@@ -67,36 +68,29 @@ export class LcmScheduler extends BaseScheduler {
     const cOut = f32(scaled / f32(Math.sqrt(scaledSqPlus)));
 
     const n = sample.length;
-    const denoised = new Float32Array(n);
-    const clip = this.config.clip_sample ? this.config.clip_sample_range : Number.POSITIVE_INFINITY;
-    for (let i = 0; i < n; i++) {
-      const x = sample[i] as number;
-      const m = modelOutput[i] as number;
-      let x0: number;
-      switch (this.config.prediction_type) {
-        case "epsilon":
-          x0 = f32(f32(x - f32(sqrtBetaT * m)) / sqrtAlphaT);
-          break;
-        case "sample":
-          x0 = m;
-          break;
-        case "v_prediction":
-          x0 = f32(f32(sqrtAlphaT * x) - f32(sqrtBetaT * m));
-          break;
-      }
-      x0 = Math.min(Math.max(x0, -clip), clip);
-      denoised[i] = f32(cOut * x0) + f32(cSkip * x);
+    const denoised = this.buffer("denoised", n);
+    ddpmPrediction(
+      this.config.prediction_type,
+      sample,
+      modelOutput,
+      sqrtAlphaT,
+      sqrtBetaT,
+      denoised,
+      undefined,
+    );
+    if (this.config.clip_sample) clipInto(denoised, this.config.clip_sample_range);
+    weightedSum(denoised, cOut, sample, cSkip, denoised);
+    const prev = this.prevOut(sample, modelOutput);
+    if (isLast) {
+      prev.set(denoised);
+      return { prevSample: prev, denoised };
     }
-    if (isLast) return { prevSample: denoised.slice(), denoised };
 
     const alphaPrev = torchAt(ac, prevT);
     const sqrtAlphaPrev = f32(Math.sqrt(alphaPrev));
     const sqrtBetaPrev = f32(Math.sqrt(f32(1 - alphaPrev)));
-    const noise = this.requireGenerator(generator).randn(n);
-    const prev = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = f32(sqrtAlphaPrev * (denoised[i] as number)) + f32(sqrtBetaPrev * (noise[i] as number));
-    }
+    const noise = this.requireGenerator(generator).randnInto(this.buffer("noise", n));
+    weightedSum(denoised, sqrtAlphaPrev, noise, sqrtBetaPrev, prev);
     return { prevSample: prev, denoised };
   }
 }

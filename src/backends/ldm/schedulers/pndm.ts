@@ -2,6 +2,7 @@ import { EaselError } from "../../../core/errors.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
+import { weightedSum } from "./kernels.ts";
 import { roundHalfEven, torchAt } from "./math.ts";
 import type { SchedulerName, StepOutput } from "./types.ts";
 
@@ -20,8 +21,9 @@ export class PndmScheduler extends BaseScheduler {
   readonly initNoiseSigma = 1;
   private readonly finalAlphaCumprod: number;
   private stepsRequested = 0;
-  /** Past model outputs, newest last (diffusers' `ets`), at most four. */
+  /** Past model outputs, newest last (diffusers' `ets`), at most four: copies in buffers reused oldest first. */
   private ets: Float32Array[] = [];
+  private spareEts: Float32Array[] = [];
   /** The sample the first step started from, re-used by the repeated second call. */
   private firstSample: Float32Array | undefined;
   private counter = 0;
@@ -40,6 +42,7 @@ export class PndmScheduler extends BaseScheduler {
     // concat(ts[:-1], ts[-2:-1], ts[-1:])[::-1]: the second-to-last ascending entry appears twice.
     const plms = [...ascending.slice(0, -1), ...ascending.slice(-2, -1), ...ascending.slice(-1)].reverse();
     this.timestepList = Object.freeze(plms);
+    this.spareEts.push(...this.ets);
     this.ets = [];
     this.firstSample = undefined;
     this.counter = 0;
@@ -54,9 +57,13 @@ export class PndmScheduler extends BaseScheduler {
     const ratio = Math.floor(this.config.num_train_timesteps / this.stepsRequested);
     let timestep = this.timestepList[stepIndex] as number;
     let prevTimestep = timestep - ratio;
+    const n = sample.length;
     if (this.counter !== 1) {
-      this.ets = this.ets.slice(-3);
-      this.ets.push(modelOutput.slice());
+      // Keep the last three and add a copy of this output (the caller reuses its array).
+      let slot = this.ets.length > 3 ? this.ets.shift() : this.spareEts.pop();
+      if (slot?.length !== n) slot = new Float32Array(n);
+      slot.set(modelOutput);
+      this.ets.push(slot);
     } else {
       // The repeated call: redo the step from the first timestep with the averaged output.
       prevTimestep = timestep;
@@ -66,27 +73,33 @@ export class PndmScheduler extends BaseScheduler {
     let eps: Float32Array;
     let start = sample;
     const e = this.ets;
-    const n = sample.length;
     if (e.length === 1 && this.counter === 0) {
       eps = modelOutput;
-      this.firstSample = sample.slice();
+      this.firstSample = this.buffer("first sample", n);
+      this.firstSample.set(sample);
     } else if (e.length === 1 && this.counter === 1) {
       const e1 = e[0] as Float32Array;
-      eps = new Float32Array(n);
-      for (let i = 0; i < n; i++) eps[i] = f32((modelOutput[i] as number) + (e1[i] as number)) / 2;
+      eps = this.buffer("eps", n);
+      averageInto(modelOutput, e1, eps);
       start = this.firstSample ?? sample;
       this.firstSample = undefined;
     } else {
-      eps = plmsCombination(e, n);
+      eps = plmsCombination(e, this.buffer("eps", n));
     }
 
-    const prev = this.previousSample(start, timestep, prevTimestep, eps);
+    const prev = this.previousSample(start, timestep, prevTimestep, eps, this.prevOut(sample, modelOutput));
     this.counter++;
     return { prevSample: prev };
   }
 
   /** diffusers' `_get_prev_sample` (PNDM paper eq. 9) in float32 ops. */
-  private previousSample(sample: Float32Array, timestep: number, prevTimestep: number, eps: Float32Array) {
+  private previousSample(
+    sample: Float32Array,
+    timestep: number,
+    prevTimestep: number,
+    eps: Float32Array,
+    prev: Float32Array,
+  ): Float32Array {
     const ac = this.schedule.alphasCumprod;
     const alphaT = torchAt(ac, timestep);
     const alphaPrev = prevTimestep >= 0 ? torchAt(ac, prevTimestep) : this.finalAlphaCumprod;
@@ -97,27 +110,40 @@ export class PndmScheduler extends BaseScheduler {
     if (this.config.prediction_type === "v_prediction") {
       const sqrtAlpha = f32(Math.sqrt(alphaT));
       const sqrtBeta = f32(Math.sqrt(betaT));
-      output = new Float32Array(n);
-      for (let i = 0; i < n; i++) {
-        output[i] = f32(sqrtAlpha * (eps[i] as number)) + f32(sqrtBeta * (sample[i] as number));
-      }
+      output = this.buffer("v output", n);
+      weightedSum(eps, sqrtAlpha, sample, sqrtBeta, output);
     }
     const sampleCoeff = f32(Math.sqrt(f32(alphaPrev / alphaT)));
     const denom = f32(
       f32(alphaT * f32(Math.sqrt(betaPrev))) + f32(Math.sqrt(f32(f32(alphaT * betaT) * alphaPrev))),
     );
-    const diff = f32(alphaPrev - alphaT);
-    const prev = new Float32Array(n);
-    for (let i = 0; i < n; i++) {
-      prev[i] = f32(sampleCoeff * (sample[i] as number)) - f32(f32(diff * (output[i] as number)) / denom);
-    }
+    plmsUpdate(sample, output, sampleCoeff, f32(alphaPrev - alphaT), denom, prev);
     return prev;
   }
 }
 
+/** out = (a + b) / 2 in float32. */
+function averageInto(a: Float32Array, b: Float32Array, out: Float32Array): void {
+  for (let i = 0; i < out.length; i++) out[i] = f32((a[i] as number) + (b[i] as number)) / 2;
+}
+
+/** prev = sampleCoeff · x − (diff · ε) / denom, each operation in float32. */
+function plmsUpdate(
+  sample: Float32Array,
+  eps: Float32Array,
+  sampleCoeff: number,
+  diff: number,
+  denom: number,
+  prev: Float32Array,
+): void {
+  for (let i = 0; i < prev.length; i++) {
+    prev[i] = f32(sampleCoeff * (sample[i] as number)) - f32(f32(diff * (eps[i] as number)) / denom);
+  }
+}
+
 /** The Adams–Bashforth combination of the last 2, 3 or 4 model outputs, as diffusers writes it (float32 ops). */
-function plmsCombination(e: readonly Float32Array[], n: number): Float32Array {
-  const out = new Float32Array(n);
+function plmsCombination(e: readonly Float32Array[], out: Float32Array): Float32Array {
+  const n = out.length;
   const k = e.length;
   const e1 = e[k - 1] as Float32Array;
   const e2 = e[k - 2] as Float32Array;

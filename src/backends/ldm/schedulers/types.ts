@@ -8,7 +8,11 @@ export const SCHEDULER_NAMES = SAMPLER_NAMES;
 /** A scheduler name easel knows (see SCHEDULER_NAMES). */
 export type SchedulerName = (typeof SCHEDULER_NAMES)[number];
 
-/** What one denoising step produces. */
+/**
+ * What one denoising step produces. The arrays belong to the scheduler and are reused, so that a step allocates
+ * nothing: `denoised` is overwritten by the next step, `prevSample` by the step after it (the next step may take
+ * it as its sample). Copy what must outlive that.
+ */
 export interface StepOutput {
   /** The latents for the next step (x_{t-1}); after the last step, the final latents. */
   prevSample: Float32Array;
@@ -40,10 +44,13 @@ export interface Scheduler {
   readonly initNoiseSigma: number;
   /** The timestep value to feed the UNet at step `stepIndex`. */
   timestepForUnet(stepIndex: number): number;
-  /** The UNet input for step `stepIndex`: a new array (the Euler family divides by √(σ²+1)). */
+  /** What the UNet input is divided by at step `stepIndex`: √(σ²+1) for the Euler family, 1 for the others. */
+  modelInputDivisor(stepIndex: number): number;
+  /** The UNet input for step `stepIndex`: a new array, `sample / modelInputDivisor(stepIndex)`. */
   scaleModelInput(sample: Float32Array, stepIndex: number): Float32Array;
   /**
-   * One denoising step from the model output at step `stepIndex`; never mutates its inputs. `generator` is
+   * One denoising step from the model output at step `stepIndex`; never mutates its inputs (see StepOutput for
+   * how long the arrays it returns stay valid). `generator` is
    * required by schedulers that add noise (Euler ancestral, LCM before its last step, DDIM with eta > 0) and
    * is the same generator that drew the initial latents, as in diffusers pipelines.
    */
