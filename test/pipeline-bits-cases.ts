@@ -130,7 +130,10 @@ const sha = (parts: Uint8Array[]): string => {
   return hash.digest("hex");
 };
 
-/** Renders every case (each model written once under `dir`) → case name → "pixels <sha256> previews <sha256>". */
+/**
+ * Renders every case (each model written once under `dir`) → case name → the sha256 of the final latents' float32
+ * bits (where a one-ulp change shows; pixels round most of them away), of the pixels and of the previews.
+ */
 export async function renderBitCases(dir: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const model of Object.keys(BIT_MODELS) as BitModel[]) {
@@ -146,13 +149,20 @@ export async function renderBitCases(dir: string): Promise<Record<string, string
     try {
       for (const c of cases) {
         const previews: Uint8Array[] = [];
+        const latents: Uint8Array[] = [];
         const result = await generate(loaded, c.params, {
           onProgress: (p) => {
             for (const preview of p.previews ?? []) previews.push(preview.data);
           },
+          onFinalLatents: (final) => {
+            for (const l of final) latents.push(new Uint8Array(l.buffer, l.byteOffset, l.byteLength).slice());
+          },
         });
-        out[c.name] =
-          `pixels ${sha(result.images.map((i) => i.pixels.data))} previews ${sha(previews)} (${previews.length})`;
+        out[c.name] = [
+          `latents ${sha(latents)}`,
+          `pixels ${sha(result.images.map((i) => i.pixels.data))}`,
+          `previews ${sha(previews)} (${previews.length})`,
+        ].join(" ");
       }
     } finally {
       await loaded.release();

@@ -4,7 +4,8 @@ import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { BIT_CASES, renderBitCases } from "./pipeline-bits-cases.ts";
 
-// Hashes recorded before the speed work of issue 15 (scripts/record-pipeline-hashes.ts); see pipeline-bits-cases.ts.
+// Hashes recorded before the speed work of issue 15 (scripts/record-pipeline-hashes.ts, on the commit before it
+// with the onFinalLatents hook added); see pipeline-bits-cases.ts.
 const RECORDED = JSON.parse(
   readFileSync(join(import.meta.dirname, "golden", "vectors", "pipeline-hashes.json"), "utf8"),
 ) as Record<string, string>;
@@ -13,7 +14,7 @@ describe("pipeline output bits", () => {
   const dir = mkdtempSync(join(tmpdir(), "easel-bits-"));
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  it("every fixed render has the pixels and previews recorded before the pipeline was made fast", async () => {
+  it("every fixed render has the latents, pixels and previews recorded before the pipeline was made fast", async () => {
     expect(Object.keys(RECORDED).sort()).toEqual(BIT_CASES.map((c) => c.name).sort());
     const rendered = await renderBitCases(dir);
     const changed = Object.keys(RECORDED).filter((name) => rendered[name] !== RECORDED[name]);

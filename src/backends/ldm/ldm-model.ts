@@ -60,6 +60,8 @@ export interface ModelInterface {
     timestepCond: FloatType;
     vaeDecoder: FloatType;
     vaeEncoder: FloatType;
+    /** The UNet's prediction (the pipeline preallocates it). */
+    unetOutput: FloatType;
   };
   /** The text encoder, and SDXL's second one (its hidden states are concatenated after the first's). */
   text: TextEncoderInterface;
@@ -366,6 +368,10 @@ export function describeInterfaces(
             folder.vaeEncoder ?? "",
           )
         : "float32",
+      unetOutput: floatTypeOf(
+        meta(unet, "output", firstName(unet.outputNames, "out_sample", folder.unet)),
+        folder.unet,
+      ),
     },
     text,
     text2,

@@ -49,6 +49,10 @@ export class SessionFactory {
       bytes ? ort.InferenceSession.create(bytes, options) : ort.InferenceSession.create(modelPath, options);
     const base: ort.InferenceSession.SessionOptions = {
       graphOptimizationLevel: "all",
+      // ORT's intra-op threads spin after every operator by default, waiting for the next: between UNet steps they
+      // take the cores the pipeline's own work (scheduler, noise, previews) and the bot need. Off, the bench model's
+      // UNet step on 2 cores went from 14 ms to 10 ms and the work between steps got its core back.
+      extra: { session: { intra_op: { allow_spinning: "0" } } },
       ...(this.settings.intraOpThreads === undefined
         ? {}
         : { intraOpNumThreads: this.settings.intraOpThreads }),

@@ -1,5 +1,5 @@
 import { EaselError } from "../../core/errors.ts";
-import { fromFloat16Array } from "./float16.ts";
+import { float16ToFloat32Into, float32ToFloat16, float32ToFloat16Into, fromFloat16Array } from "./float16.ts";
 import type { FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
 import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
@@ -88,6 +88,8 @@ export interface GenerateHooks {
   /** Checked before every UNet call; an aborted call stops with a `cancelled` error. */
   signal?: AbortSignal;
   onProgress?: (progress: GenerateProgress) => void;
+  /** The final latents, one per image, before the VAE decodes them: for checks of every bit (pixels hide ulps). */
+  onFinalLatents?: (latents: readonly Float32Array[]) => void;
 }
 
 /** Pipeline limits; the engine may apply lower ones. */
@@ -190,11 +192,12 @@ class TimedRunner {
     session: ort.InferenceSession,
     feeds: Record<string, ort.Tensor>,
     part: string,
+    fetches?: Record<string, ort.Tensor>,
   ): Promise<{ outputs: ort.InferenceSession.ReturnType; ms: number }> {
     const start = performance.now();
     let outputs: ort.InferenceSession.ReturnType;
     try {
-      outputs = await session.run(feeds);
+      outputs = await (fetches ? session.run(feeds, fetches) : session.run(feeds));
     } catch (cause) {
       // Deterministic for a given model and input (wrong dtype, shape, out of memory): not worth a retry.
       const reason = cause instanceof Error ? cause.message : String(cause);
@@ -214,14 +217,156 @@ function readFloats(value: ort.OnnxValue | undefined, what: string): Float32Arra
   throw new EaselError("model_file", `${what} returned ${tensor.type}, expected float32 or float16`);
 }
 
-function timestepTensor(model: LdmModel, t: number, batch: number): ort.Tensor {
-  const { type, shape } = model.io.timestep;
-  const count = shape === "batch" ? batch : 1;
-  const dims = shape === "scalar" ? [] : [count];
-  // numpy's astype(int64) truncates, which is what diffusers feeds int64 UNets for fractional Euler timesteps.
-  if (type === "int64")
-    return new ort.Tensor("int64", new BigInt64Array(count).fill(BigInt(Math.trunc(t))), dims);
-  return floatTensor(type, new Float32Array(count).fill(t), dims);
+type FloatData = Float32Array | Uint16Array;
+
+/** A float array in the dtype a graph input or output has: fp16 tensors hold bit patterns. */
+const floatArray = (type: FloatType, length: number): FloatData =>
+  type === "float16" ? new Uint16Array(length) : new Float32Array(length);
+
+/**
+ * One UNet call of every step, its tensors made once over arrays that each step rewrites in place: no tensor or
+ * array is allocated per step. A float32 UNet reads its rows of the scaled input and writes its rows of the
+ * prediction directly; an fp16 one, or a static-batch export that needs padding rows, goes through its own
+ * arrays. onnxruntime writes into the preallocated output (run's `fetches`).
+ */
+class UnetCall {
+  readonly feeds: Record<string, ort.Tensor>;
+  readonly fetches: Record<string, ort.Tensor>;
+  /** The sample feed's data, when it is not a view of the scaled input. */
+  private readonly sample: FloatData | undefined;
+  private readonly output: FloatData | undefined;
+  private readonly timestep: BigInt64Array | FloatData;
+  private lastTimestep = Number.NaN;
+
+  constructor(
+    private readonly shape: { first: number; rows: number; unetRows: number; latentSize: number },
+    types: { sample: FloatType; output: FloatType; timestep: "int64" | FloatType },
+    inputs: {
+      rowFeeds: Record<string, ort.Tensor>;
+      outputName: string;
+      timestepDims: number[];
+      dims: number[];
+    },
+    views: { scaled: Float32Array; prediction: Float32Array },
+  ) {
+    const { first, rows, unetRows, latentSize } = shape;
+    const direct = rows === unetRows;
+    const rowsOf = (data: Float32Array) => data.subarray(first * latentSize, (first + rows) * latentSize);
+    this.sample =
+      direct && types.sample === "float32" ? undefined : floatArray(types.sample, unetRows * latentSize);
+    this.output =
+      direct && types.output === "float32" ? undefined : floatArray(types.output, unetRows * latentSize);
+    const count = inputs.timestepDims.length === 0 ? 1 : (inputs.timestepDims[0] as number);
+    this.timestep = types.timestep === "int64" ? new BigInt64Array(count) : floatArray(types.timestep, count);
+    this.feeds = {
+      ...inputs.rowFeeds,
+      sample: new ort.Tensor(types.sample, this.sample ?? rowsOf(views.scaled), inputs.dims),
+      timestep: new ort.Tensor(types.timestep, this.timestep, inputs.timestepDims),
+    };
+    this.fetches = {
+      [inputs.outputName]: new ort.Tensor(types.output, this.output ?? rowsOf(views.prediction), inputs.dims),
+    };
+  }
+
+  /** Writes this step's timestep and, where the feed has its own array, this call's rows of the scaled input. */
+  prepare(scaled: Float32Array, t: number): void {
+    if (t !== this.lastTimestep) {
+      this.lastTimestep = t;
+      const timestep = this.timestep;
+      // numpy's astype(int64) truncates, which is what diffusers feeds int64 UNets for fractional Euler timesteps.
+      if (timestep instanceof BigInt64Array) timestep.fill(BigInt(Math.trunc(t)));
+      else if (timestep instanceof Uint16Array) timestep.fill(float32ToFloat16(t));
+      else timestep.fill(t);
+    }
+    const sample = this.sample;
+    if (sample === undefined) return;
+    const { first, rows, unetRows, latentSize } = this.shape;
+    const start = first * latentSize;
+    if (sample instanceof Uint16Array)
+      float32ToFloat16Into(scaled.subarray(start), sample, rows * latentSize);
+    else sample.set(scaled.subarray(start, start + rows * latentSize));
+    // A static batch larger than the rows left repeats the last row.
+    for (let r = rows; r < unetRows; r++)
+      sample.copyWithin(r * latentSize, (rows - 1) * latentSize, rows * latentSize);
+  }
+
+  /** Copies (or converts) this call's rows of the output into the prediction, where it has its own array. */
+  collect(prediction: Float32Array): void {
+    const output = this.output;
+    if (output === undefined) return;
+    const { first, rows, latentSize } = this.shape;
+    const target = prediction.subarray(first * latentSize, (first + rows) * latentSize);
+    if (output instanceof Uint16Array) float16ToFloat32Into(output, target, rows * latentSize);
+    else target.set(output.subarray(0, rows * latentSize));
+  }
+}
+
+/** The UNet calls of one step: the whole batch at once, or chunks of a static-batch export's size. */
+function unetCallsFor(
+  model: LdmModel,
+  rowInputs: RowInput[],
+  layout: {
+    batch: number;
+    latentSize: number;
+    latentH: number;
+    latentW: number;
+    scaled: Float32Array;
+    prediction: Float32Array;
+  },
+): UnetCall[] {
+  const { io } = model;
+  const { batch, latentSize } = layout;
+  const unetRows = io.unetBatch ?? batch;
+  const timestepDims = io.timestep.shape === "scalar" ? [] : [io.timestep.shape === "batch" ? unetRows : 1];
+  const calls: UnetCall[] = [];
+  for (let first = 0; first < batch; first += unetRows) {
+    const rows = Math.min(unetRows, batch - first);
+    const rowFeeds: Record<string, ort.Tensor> = {};
+    for (const input of rowInputs) {
+      const size = input.shape.reduce((a, b) => a * b, 1);
+      rowFeeds[input.name] = floatTensor(input.type, takeRows(input.rows, first, rows, unetRows, size), [
+        unetRows,
+        ...input.shape,
+      ]);
+    }
+    calls.push(
+      new UnetCall(
+        { first, rows, unetRows, latentSize },
+        { sample: io.floatTypes.sample, output: io.floatTypes.unetOutput, timestep: io.timestep.type },
+        {
+          rowFeeds,
+          outputName: io.unetOutput,
+          timestepDims,
+          dims: [unetRows, 4, layout.latentH, layout.latentW],
+        },
+        layout,
+      ),
+    );
+  }
+  return calls;
+}
+
+/** latent / divisor into row `k` of every branch (rows b·count + k) of the UNet input, as float32. */
+function divideIntoRows(
+  latent: Float32Array,
+  divisor: number,
+  scaled: Float32Array,
+  k: number,
+  count: number,
+  branches: number,
+): void {
+  const size = latent.length;
+  const start = k * size;
+  for (let j = 0; j < size; j++) scaled[start + j] = (latent[j] as number) / divisor;
+  for (let b = 1; b < branches; b++) scaled.copyWithin((b * count + k) * size, start, start + size);
+}
+
+/** Classifier-free guidance, eps_u + w · (eps_c − eps_u), each operation in float32 as torch computes it. */
+function guide(uncond: Float32Array, cond: Float32Array, guidance: number, out: Float32Array): void {
+  for (let j = 0; j < out.length; j++) {
+    const u = uncond[j] as number;
+    out[j] = f32(u + f32(guidance * f32((cond[j] as number) - u)));
+  }
 }
 
 /** LCM's guidance embedding (diffusers `get_guidance_scale_embedding`, float32 as torch) for w = guidance − 1. */
@@ -346,21 +491,17 @@ export async function generate(
       },
     );
   }
-  // Rows per UNet call: the whole batch, unless a static-shape export fixes its batch size.
-  const unetRows = io.unetBatch ?? batch;
-  const chunks: { first: number; rows: number; feeds: Record<string, ort.Tensor> }[] = [];
-  for (let first = 0; first < batch; first += unetRows) {
-    const rows = Math.min(unetRows, batch - first);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const input of rowInputs) {
-      const size = input.shape.reduce((a, b) => a * b, 1);
-      feeds[input.name] = floatTensor(input.type, takeRows(input.rows, first, rows, unetRows, size), [
-        unetRows,
-        ...input.shape,
-      ]);
-    }
-    chunks.push({ first, rows, feeds });
-  }
+  // Every row's UNet input (uncond rows first) and prediction; the UNet calls read and write them in place.
+  const scaled = new Float32Array(batch * latentSize);
+  const prediction = new Float32Array(batch * latentSize);
+  const unetCalls = unetCallsFor(model, rowInputs, {
+    batch,
+    latentSize,
+    latentH,
+    latentW,
+    scaled,
+    prediction,
+  });
   // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
   const schedulers: Scheduler[] = [];
   const generators: TorchGenerator[] = [];
@@ -387,10 +528,11 @@ export async function generate(
       return (schedulers[k] as Scheduler).addNoise(init, noise, startIndex);
     });
   } else {
+    // initNoiseSigma is a getter that scans the sigmas: read it once, not per value.
+    const sigma = first.initNoiseSigma;
     latents = generators.map((g) => {
       const noise = g.randn(latentSize);
-      for (let i = 0; i < noise.length; i++)
-        noise[i] = Math.fround((noise[i] as number) * first.initNoiseSigma);
+      for (let i = 0; i < noise.length; i++) noise[i] = (noise[i] as number) * sigma;
       return noise;
     });
   }
@@ -398,49 +540,40 @@ export async function generate(
   // Progress counts the user's steps, not UNet calls. Schedulers with more timesteps than steps (PNDM's PLMS
   // repeats one: its second call redoes the first step with the averaged output) have warm-up calls that
   // complete no step of their own; the first `warmup` calls report nothing, so the reports are 1..total.
-  const unetCalls = first.timesteps.length - startIndex;
+  const callsPerImage = first.timesteps.length - startIndex;
   const warmup = Math.max(0, first.timesteps.length - params.steps);
-  const total = unetCalls - warmup;
-  const sample = new Float32Array(batch * latentSize);
-  const prediction = new Float32Array(batch * latentSize);
+  const total = callsPerImage - warmup;
+  const eps = cfg ? new Float32Array(latentSize) : undefined;
+  const rowOf = (row: number) => prediction.subarray(row * latentSize, (row + 1) * latentSize);
+  const uncondRows = Array.from({ length: count }, (_, k) => rowOf(k));
+  const condRows = Array.from({ length: count }, (_, k) => rowOf((branches - 1) * count + k));
+  const previewFactors = io.added ? SDXL_LATENT_RGB_FACTORS : LATENT_RGB_FACTORS;
   let denoised: (Float32Array | undefined)[] = new Array(count).fill(undefined);
   for (let i = startIndex; i < first.timesteps.length; i++) {
     checkAbort(hooks.signal);
     for (let k = 0; k < count; k++) {
-      const scaled = (schedulers[k] as Scheduler).scaleModelInput(latents[k] as Float32Array, i);
-      for (let b = 0; b < branches; b++) sample.set(scaled, (b * count + k) * latentSize);
+      const divisor = (schedulers[k] as Scheduler).modelInputDivisor(i);
+      divideIntoRows(latents[k] as Float32Array, divisor, scaled, k, count, branches);
     }
     const t = first.timestepForUnet(i);
-    for (const chunk of chunks) {
-      const feeds: Record<string, ort.Tensor> = {
-        ...chunk.feeds,
-        sample: floatTensor(
-          io.floatTypes.sample,
-          takeRows(sample, chunk.first, chunk.rows, unetRows, latentSize),
-          [unetRows, 4, latentH, latentW],
-        ),
-        timestep: timestepTensor(model, t, unetRows),
-      };
-      const unet = await runner.run(model.unet, feeds, `UNet (${model.folder.unet})`);
+    for (const call of unetCalls) {
+      call.prepare(scaled, t);
+      const unet = await runner.run(model.unet, call.feeds, `UNet (${model.folder.unet})`, call.fetches);
       timings.unetMs += unet.ms;
-      const out = readFloats(unet.outputs[io.unetOutput], "UNet");
-      prediction.set(out.subarray(0, chunk.rows * latentSize), chunk.first * latentSize);
+      call.collect(prediction);
     }
     for (let k = 0; k < count; k++) {
-      let eps: Float32Array;
-      if (cfg) {
-        const uncond = prediction.subarray(k * latentSize, (k + 1) * latentSize);
-        const cond = prediction.subarray((count + k) * latentSize, (count + k + 1) * latentSize);
-        eps = new Float32Array(latentSize);
-        for (let j = 0; j < latentSize; j++) {
-          // float32 at each step, as torch computes eps_u + w · (eps_c − eps_u).
-          const u = uncond[j] as number;
-          eps[j] = f32(u + f32(guidance * f32((cond[j] as number) - u)));
-        }
-      } else {
-        eps = prediction.slice(k * latentSize, (k + 1) * latentSize);
+      let modelOutput = condRows[k] as Float32Array;
+      if (eps) {
+        guide(uncondRows[k] as Float32Array, modelOutput, guidance, eps);
+        modelOutput = eps;
       }
-      const out = (schedulers[k] as Scheduler).step(eps, i, latents[k] as Float32Array, generators[k]);
+      const out = (schedulers[k] as Scheduler).step(
+        modelOutput,
+        i,
+        latents[k] as Float32Array,
+        generators[k],
+      );
       latents[k] = out.prevSample;
       denoised[k] = out.denoised;
     }
@@ -451,14 +584,14 @@ export async function generate(
     // The last step needs no preview: the finished image follows at once.
     if (every > 0 && step % every === 0 && step < total) {
       const t0 = performance.now();
-      const factors = io.added ? SDXL_LATENT_RGB_FACTORS : LATENT_RGB_FACTORS;
-      previews = latents.map((l, k) => latentPreview(denoised[k] ?? l, latentW, latentH, factors));
+      previews = latents.map((l, k) => latentPreview(denoised[k] ?? l, latentW, latentH, previewFactors));
       timings.previewMs += performance.now() - t0;
       timings.previews += 1;
     }
     hooks.onProgress?.({ step, total, ...(previews ? { previews } : {}) });
   }
   denoised = [];
+  hooks.onFinalLatents?.(latents);
 
   // Decode one image at a time: diffusers does so because fp16 VAE decoders misbehave with batches.
   const images: GenerateResult["images"] = [];
@@ -499,7 +632,7 @@ export async function generate(
     scheduler: first.name,
     steps: params.steps,
     denoisingSteps: total,
-    unetCalls,
+    unetCalls: callsPerImage,
     guidance: params.guidance,
     width,
     height,
@@ -713,16 +846,23 @@ function toRgb(chw: Float32Array, width: number, height: number): RgbPixels {
     );
   }
   const rgb = new Uint8ClampedArray(plane * 3);
-  const f32 = Math.fround;
-  for (let c = 0; c < 3; c++) {
-    const offset = c * plane;
-    for (let p = 0; p < plane; p++) {
-      const v = f32(f32((chw[offset + p] as number) / 2) + 0.5);
-      // Clamping after scaling by 255 equals clip-then-scale; the clamped store does it.
-      rgb[p * 3 + c] = f32(v * 255);
-    }
-  }
+  for (let c = 0; c < 3; c++) channelToBytes(chw, c * plane, plane, rgb, c);
   return { width, height, data: new Uint8Array(rgb.buffer) };
+}
+
+/** One channel plane into every third byte: f32(f32(x / 2) + 0.5) · 255, rounded and clamped by the store. */
+function channelToBytes(
+  chw: Float32Array,
+  offset: number,
+  plane: number,
+  rgb: Uint8ClampedArray,
+  c: number,
+): void {
+  for (let p = 0; p < plane; p++) {
+    // x · 0.5 is x / 2 exactly (both are the correctly rounded half).
+    const v = f32(f32((chw[offset + p] as number) * 0.5) + 0.5);
+    rgb[p * 3 + c] = f32(v * 255);
+  }
 }
 
 /** img2img: the start image through the VAE encoder, one latent per image (each with its own generator). */

@@ -98,7 +98,29 @@ export function createScheduler(name: string, config: unknown, options: Schedule
     );
   }
   const spec = SPECS[canonical];
-  return spec.create(canonical, resolveSchedulerConfig(spec.schedulerClass, config, spec.overrides), options);
+  return spec.create(canonical, resolvedConfig(canonical, spec, config), options);
+}
+
+/**
+ * Resolved configs by sampler and config text: checking and completing a config costs about a millisecond, and
+ * the pipeline creates one scheduler per image of every call from the same few configs.
+ */
+const RESOLVED = new Map<string, SchedulerConfig>();
+const RESOLVED_KEEP = 64;
+
+function resolvedConfig(
+  name: SchedulerName,
+  spec: (typeof SPECS)[SchedulerName],
+  config: unknown,
+): SchedulerConfig {
+  const key = `${name}\n${JSON.stringify(config)}`;
+  let resolved = RESOLVED.get(key);
+  if (resolved === undefined) {
+    resolved = resolveSchedulerConfig(spec.schedulerClass, config, spec.overrides);
+    if (RESOLVED.size >= RESOLVED_KEEP) RESOLVED.clear();
+    RESOLVED.set(key, resolved);
+  }
+  return resolved;
 }
 
 /**
