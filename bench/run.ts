@@ -1,3 +1,4 @@
+import { benchBotPipeline } from "./bot-pipeline.ts";
 import { benchBurstAck } from "./burst-ack.ts";
 import { benchCrashRounds } from "./crash-rounds.ts";
 import { benchDiscordAck } from "./discord-ack.ts";
@@ -28,6 +29,7 @@ const BENCHES: Record<string, () => void | Promise<void>> = {
   scheduler: benchScheduler,
   moderation: benchModeration,
   pipeline: benchPipeline,
+  "bot-pipeline": benchBotPipeline,
   "safety-checker": benchSafetyChecker,
   engine: benchEngine,
   "discord-ack": benchDiscordAck,

@@ -392,14 +392,32 @@ export function latentPreview(
 ): RgbPixels {
   const plane = latentWidth * latentHeight;
   const data = new Uint8Array(plane * 3);
-  for (let p = 0; p < plane; p++) {
-    for (let c = 0; c < 3; c++) {
-      let v = 0;
-      for (let k = 0; k < 4; k++) v += (latent[k * plane + p] as number) * (factors[k]?.[c] ?? 0);
-      data[p * 3 + c] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
-    }
+  for (let c = 0; c < 3; c++) {
+    const weight = (k: number) => factors[k]?.[c] ?? 0;
+    previewChannel(latent, plane, weight(0), weight(1), weight(2), weight(3), data, c);
   }
   return { width: latentWidth, height: latentHeight, data };
+}
+
+/** One RGB channel of a preview: Σ latent_k · w_k over the four channels, mapped from [-1, 1] to bytes. */
+function previewChannel(
+  latent: Float32Array,
+  plane: number,
+  w0: number,
+  w1: number,
+  w2: number,
+  w3: number,
+  data: Uint8Array,
+  c: number,
+): void {
+  for (let p = 0; p < plane; p++) {
+    const v =
+      (latent[p] as number) * w0 +
+      (latent[plane + p] as number) * w1 +
+      (latent[2 * plane + p] as number) * w2 +
+      (latent[3 * plane + p] as number) * w3;
+    data[p * 3 + c] = Math.max(0, Math.min(255, Math.round((v + 1) * 127.5)));
+  }
 }
 
 function checkAbort(signal: AbortSignal | undefined): void {

@@ -3,6 +3,7 @@ import { LdmModel } from "./ldm-model.ts";
 import { readModelFolder, resolveModelDir } from "./model-folder.ts";
 import { SessionFactory } from "./onnx-session.ts";
 import { generate } from "./pipeline.ts";
+import { PreviewSender } from "./preview-sender.ts";
 import type { FromWorker, ToWorker } from "./worker-protocol.ts";
 
 /**
@@ -70,10 +71,17 @@ async function handle(message: ToWorker): Promise<void> {
       try {
         const loaded = model ?? (await loading);
         if (loaded === undefined) throw new Error("generate before load");
+        const id = message.id;
+        const previews = new PreviewSender(
+          (progress) => send({ type: "progress", id, progress }),
+          (progress, sent) =>
+            process.send?.({ type: "progress", id, progress } satisfies FromWorker, undefined, {}, sent),
+        );
         const result = await generate(loaded, message.params, {
           signal: controller.signal,
-          onProgress: (progress) => send({ type: "progress", id: message.id, progress }),
+          onProgress: (progress) => previews.progress(progress),
         });
+        previews.finish();
         send({ type: "result", id: message.id, result });
       } catch (err) {
         sendError(message.id, err);
