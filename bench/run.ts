@@ -1,5 +1,6 @@
 import { benchBotPipeline } from "./bot-pipeline.ts";
 import { benchBurstAck } from "./burst-ack.ts";
+import { benchCliStart } from "./cli-start.ts";
 import { benchCrashRounds } from "./crash-rounds.ts";
 import { benchDiscordAck } from "./discord-ack.ts";
 import { benchEngine } from "./engine.ts";
@@ -30,6 +31,7 @@ const BENCHES: Record<string, () => void | Promise<void>> = {
   moderation: benchModeration,
   pipeline: benchPipeline,
   "bot-pipeline": benchBotPipeline,
+  "cli-start": benchCliStart,
   "safety-checker": benchSafetyChecker,
   engine: benchEngine,
   "discord-ack": benchDiscordAck,

@@ -1,6 +1,13 @@
 #!/usr/bin/env node
-// The `easel` command: runs the TypeScript CLI through tsx, so no build step is needed.
-import { register } from "tsx/esm/api";
+// The `easel` command: the CLI's bundle (see cli-bundle.js), or the TypeScript sources through tsx when no bundle
+// can be made (or EASEL_CLI_TSX=1).
+import { cliBundle } from "./cli-bundle.js";
 
-register();
-await import("../src/cli.ts");
+const bundle = await cliBundle();
+if (bundle) {
+  await import(bundle);
+} else {
+  const { register } = await import("tsx/esm/api");
+  register();
+  await import("../src/cli.ts");
+}

@@ -292,11 +292,13 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
     ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
     log: (line) => console.error(line),
   });
+  const loadStarted = performance.now();
   const model = await LdmModel.load(
     plan.folder,
     factory,
     config.safetyCheckerDir ? { lentSafetyChecker: config.safetyCheckerDir } : {},
   );
+  const loadMs = performance.now() - loadStarted;
   try {
     // The request again, now with the model's defaults (SD-Turbo: 1 step, cfg 0) and native side (768 for
     // SD 2.x v-models): nothing the user typed can be refused here, only defaults and sizes change.
@@ -321,8 +323,13 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
     }
     const params = { ...generateParamsFor(request, init ? { init } : {}), safetyChecker: plan.safetyChecker };
     const bar = new ProgressBar("generating");
+    // performance.now() counts from the process's start: what `easel` costs before the first image step.
+    let firstStepAt: number | undefined;
     const result = await generate(model, params, {
-      onProgress: (p) => bar.update(p.step, p.total, p.total === 1 ? "step" : "steps"),
+      onProgress: (p) => {
+        firstStepAt ??= performance.now();
+        bar.update(p.step, p.total, p.total === 1 ? "step" : "steps");
+      },
     });
     bar.finish();
 
@@ -366,7 +373,7 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
       `settings: ${describeSize(result.width, result.height)}, ${count(result.steps, "step")}, ${result.scheduler}, cfg ${result.guidance}${strength}, model ${plan.model} (${model.io.family})`,
     );
     console.log(
-      `time: ${s(t.totalMs)} on ${model.provider} (text encoder ${s(t.textEncoderMs)}, UNet ${s(t.unetMs)}, VAE ${s(t.vaeMs)})`,
+      `time: ${s(t.totalMs)} on ${model.provider} (text encoder ${s(t.textEncoderMs)}, UNet ${s(t.unetMs)}, VAE ${s(t.vaeMs)}); model loaded in ${s(loadMs)}${firstStepAt === undefined ? "" : `; first step done ${Math.round(firstStepAt)} ms after start`}`,
     );
     console.log(`saved: ${written.join(", ")}`);
     // A flagged image is written black, as diffusers returns it; say which, so nobody hunts for a bug.
