@@ -20,7 +20,8 @@ import { quantile, report, timeRuns } from "./measure.ts";
  * Pipeline figures on generated models: `pipeline_overhead_ratio` (wall time of a generate ÷ time inside
  * onnxruntime's session.run, on the larger `bench` model), the same on the tiny model and on an SDXL-shaped
  * bench model at 1024² (`sdxl_pipeline_overhead_ratio`), the bot process's
- * event-loop delay while the worker generates, and the cost of one preview.
+ * event-loop delay while the worker generates, the cost of one preview, and `model_load_ms` (the bench model's
+ * sessions and tokenizer, from its folder).
  */
 
 const TOKENIZER = CLIP_BPE_DIR;
@@ -58,6 +59,18 @@ async function overhead(
   return { ratio: quantile(ratios, 0.5), jsMsPerStep: quantile(perStep, 0.5) };
 }
 
+/** Median of 3 loads of a model folder (every session created, the tokenizers read), warm file cache. */
+async function modelLoadMs(dir: string): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 4; i++) {
+    const started = performance.now();
+    const model = await LdmModel.load(readModelFolder(dir), new SessionFactory({ device: "cpu" }));
+    times.push(performance.now() - started);
+    await model.release();
+  }
+  return quantile(times.slice(1), 0.5);
+}
+
 async function eventLoopLag(modelsDir: string): Promise<number> {
   const worker = new LdmWorkerSupervisor({ modelsDir, model: "bench", device: "cpu" });
   await worker.start();
@@ -75,6 +88,7 @@ export async function benchPipeline(): Promise<void> {
     for (const variant of ["bench", "sd1", "sdxl-bench"] as const) {
       await writeTinyModel(join(modelsDir, variant), TINY_MODEL_VARIANTS[variant], TOKENIZER);
     }
+    report("model_load_ms", await modelLoadMs(join(modelsDir, "bench")), 1);
     const bench = await overhead(modelsDir, "bench");
     report("pipeline_overhead_ratio", bench.ratio, 3);
     report("pipeline_outside_ort_ms_per_step", bench.jsMsPerStep);

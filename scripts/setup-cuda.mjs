@@ -18,11 +18,14 @@ if (process.platform !== "linux" || process.arch !== "x64") {
 }
 
 console.log("setup:cuda: downloading onnxruntime-node's CUDA 12 provider libraries (needs internet access)…");
-// ONNXRUNTIME_NODE_INSTALL wins over the project's .npmrc "skip" setting that npm passes down.
+// ONNXRUNTIME_NODE_INSTALL wins over the project's .npmrc "skip" setting that npm passes down. "1", not "cuda12":
+// onnxruntime-node 1.30's install-utils.js parses "cuda12" to nothing (its switch falls off the end), and under
+// `npm run` nothing means "a local install, skip"; "1" installs the platform's list, which is CUDA 12 on
+// Linux x64.
 const result = spawnSync(process.execPath, [join(ortDir, "script", "install.js")], {
   cwd: ortDir,
   stdio: "inherit",
-  env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "cuda12" },
+  env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: "1" },
 });
 const missing = providers.filter((file) => !existsSync(join(binDir, file)));
 if (result.status !== 0 || missing.length > 0) {
