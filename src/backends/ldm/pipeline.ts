@@ -1,10 +1,11 @@
 import { EaselError } from "../../core/errors.ts";
 import { float16ToFloat32Into, float32ToFloat16, float32ToFloat16Into, fromFloat16Array } from "./float16.ts";
 import type { FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
+import { PrefetchingGenerator } from "./noise-thread.ts";
 import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
 import type { TokenizedPrompt } from "./tokenizer/clip-tokenizer.ts";
-import { MAX_USER_SEED, TorchGenerator } from "./torch-random.ts";
+import { MAX_USER_SEED, type TorchGenerator } from "./torch-random.ts";
 
 /**
  * The latent diffusion pipeline: text encoder(s) → a denoising loop over the UNet driven by a scheduler → VAE
@@ -469,6 +470,23 @@ export async function generate(
     notes.push(`prompt cut: the last ${positive.truncatedCount} tokens exceed CLIP's 75`);
   if (cfg && negative.truncatedCount > 0)
     notes.push(`negative prompt cut: ${negative.truncatedCount} tokens over 75`);
+  // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
+  const schedulers: Scheduler[] = [];
+  const generators: TorchGenerator[] = [];
+  for (let k = 0; k < count; k++) {
+    const scheduler = createScheduler(params.scheduler, model.folder.schedulerConfig);
+    scheduler.setTimesteps(params.steps);
+    schedulers.push(scheduler);
+    // The initial latents are drawn ahead on the noise thread while the text encoders run, and a sampler that
+    // draws noise at every step gets each step's drawn while the UNet runs.
+    generators.push(
+      new PrefetchingGenerator(
+        params.seed + k,
+        latentSize,
+        scheduler.noisePerStep ? "every draw" : "first draw",
+      ),
+    );
+  }
   const text = await encodeText(model, runner, { params, positive, negative, cfg }, timings);
   const { seqLen, hidden } = text;
 
@@ -520,15 +538,6 @@ export async function generate(
     scaled,
     prediction,
   });
-  // One scheduler and one generator per image: image i is exactly what seed+i alone would give.
-  const schedulers: Scheduler[] = [];
-  const generators: TorchGenerator[] = [];
-  for (let k = 0; k < count; k++) {
-    const scheduler = createScheduler(params.scheduler, model.folder.schedulerConfig);
-    scheduler.setTimesteps(params.steps);
-    schedulers.push(scheduler);
-    generators.push(new TorchGenerator(params.seed + k));
-  }
   const first = schedulers[0] as Scheduler;
   let startIndex = 0;
   let latents: Float32Array[];

@@ -22,6 +22,9 @@ const TWO_POW_32 = 2 ** 32;
 const TWO_PI = 2 * Math.PI;
 const MAX_SEED = (1n << 64n) - 1n;
 
+/** Length of the word array saveState fills: MT19937's state and its position. */
+export const STATE_WORDS = MT_N + 1;
+
 /** The largest seed easel hands out or accepts from users (PyTorch uses only the low 32 bits anyway). */
 export const MAX_USER_SEED = 2 ** 32 - 1;
 
@@ -92,6 +95,24 @@ export class TorchGenerator {
     this.index = MT_N;
     this.cachedNormal = undefined;
     return this;
+  }
+
+  /**
+   * Copies the whole state (MT19937's 624 words and position into `words`, 625 long; the cached normal into
+   * `normal`: [1 or 0, value]), so that another generator, on another thread, can continue the stream exactly.
+   */
+  saveState(words: Uint32Array, normal: Float64Array): void {
+    words.set(this.state);
+    words[MT_N] = this.index;
+    normal[0] = this.cachedNormal === undefined ? 0 : 1;
+    normal[1] = this.cachedNormal ?? 0;
+  }
+
+  /** Continues from a state saveState wrote. */
+  loadState(words: Uint32Array, normal: Float64Array): void {
+    this.state.set(words.subarray(0, MT_N));
+    this.index = words[MT_N] as number;
+    this.cachedNormal = normal[0] === 1 ? normal[1] : undefined;
   }
 
   /** The next raw 32-bit output of MT19937 (tempered), as an unsigned number. */

@@ -1,6 +1,7 @@
 import { isEaselError } from "../../core/errors.ts";
 import { LdmModel } from "./ldm-model.ts";
 import { readModelFolder, resolveModelDir } from "./model-folder.ts";
+import { startNoiseThread } from "./noise-thread.ts";
 import { SessionFactory } from "./onnx-session.ts";
 import { generate } from "./pipeline.ts";
 import { PreviewSender } from "./preview-sender.ts";
@@ -33,6 +34,7 @@ async function handle(message: ToWorker): Promise<void> {
   switch (message.type) {
     case "load": {
       const started = performance.now();
+      startNoiseThread();
       const { spec } = message;
       const factory = new SessionFactory({
         device: spec.device,

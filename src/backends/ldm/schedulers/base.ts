@@ -97,6 +97,7 @@ export abstract class BaseScheduler implements Scheduler {
   readonly name: SchedulerName;
   readonly config: Readonly<SchedulerConfig>;
   abstract readonly timestepKind: "int" | "float";
+  readonly noisePerStep: boolean = false;
   protected readonly schedule: NoiseSchedule;
   protected timestepList: readonly number[] = [];
   protected sigmaList: Float32Array | undefined;

@@ -21,6 +21,7 @@ export class DdimScheduler extends BaseScheduler {
   readonly timestepKind = "int";
   readonly initNoiseSigma = 1;
   private readonly eta: number;
+  override readonly noisePerStep: boolean;
   private readonly finalAlphaCumprod: number;
   private stepsRequested = 0;
 
@@ -30,6 +31,7 @@ export class DdimScheduler extends BaseScheduler {
       throw new EaselError("invalid_argument", `DDIM eta must be in 0..1 (got ${eta})`);
     super(name, config);
     this.eta = eta;
+    this.noisePerStep = eta > 0;
     // The "previous" ᾱ after the last step: 1 (fully clean), or ᾱ[0] as SD's configs ask.
     this.finalAlphaCumprod = config.set_alpha_to_one ? 1 : (this.schedule.alphasCumprod[0] as number);
   }

@@ -14,6 +14,7 @@ const f32 = Math.fround;
  * initial latents).
  */
 export class EulerAncestralScheduler extends SigmaScheduler {
+  override readonly noisePerStep = true;
   constructor(name: SchedulerName, config: SchedulerConfig) {
     if (config.prediction_type === "sample") {
       // diffusers raises NotImplementedError for it.

@@ -19,6 +19,7 @@ const SIGMA_DATA = 0.5;
  * most that many steps (50 by default) are possible.
  */
 export class LcmScheduler extends BaseScheduler {
+  override readonly noisePerStep = true;
   readonly timestepKind = "int";
   readonly initNoiseSigma = 1;
   private stepsRequested = 0;

@@ -40,6 +40,8 @@ export interface Scheduler {
   readonly timestepKind: "int" | "float";
   /** diffusers' `scheduler.sigmas` (float32, with the final sigma) where the scheduler has them. */
   readonly sigmas: Float32Array | undefined;
+  /** Whether every step draws fresh noise from the generator (Euler ancestral, LCM, DDIM with η > 0). */
+  readonly noisePerStep: boolean;
   /** Scale for the initial standard-normal noise (diffusers' `init_noise_sigma`), as a float32 value. */
   readonly initNoiseSigma: number;
   /** The timestep value to feed the UNet at step `stepIndex`. */

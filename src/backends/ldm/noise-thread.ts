@@ -1,0 +1,177 @@
+import { fileURLToPath } from "node:url";
+import { Worker } from "node:worker_threads";
+import { STATE_WORDS, TorchGenerator } from "./torch-random.ts";
+
+/**
+ * Ancestral noise drawn ahead, on a thread of its own, while the UNet runs. A sampler that adds fresh noise at
+ * every step (Euler ancestral, LCM) asks its generator for `randn(n)` once per step; those values do not depend
+ * on the UNet's output, only on the generator's state. So after each draw, a PrefetchingGenerator hands its state
+ * to the noise thread, which draws the next `n` values while onnxruntime computes the next step (onnxruntime's
+ * run blocks this thread, not that one), and the step takes them instead of spending half a millisecond or more
+ * on 16 384 logarithms, square roots, cosines and sines of its own. The values and the state after them are
+ * exactly what drawing here would give (the same code runs there); a draw of another length, a reseed or a
+ * thread that is not (yet) running just draws here.
+ */
+
+/** One generator's request to the noise thread, in shared memory. */
+export interface NoiseRequest {
+  /** Int32 [status]: 0 idle, 1 requested, 2 done. */
+  control: SharedArrayBuffer;
+  /** The generator's state (STATE_WORDS uint32), before the draw and, once done, after it. */
+  words: SharedArrayBuffer;
+  /** Float64 [has cached normal, its value]. */
+  normal: SharedArrayBuffer;
+  /** float32 × n: the draw. */
+  out: SharedArrayBuffer;
+}
+
+const IDLE = 0;
+const REQUESTED = 1;
+/** A request the thread has not answered in this long means the thread is gone: draw here from then on. */
+const WAIT_LIMIT_MS = 5_000;
+
+interface NoiseThread {
+  worker: Worker | undefined;
+  ready: boolean;
+  failed: boolean;
+}
+
+/** The process's noise thread, started on first use; `ready` once its code runs. */
+let thread: NoiseThread | undefined;
+
+function noiseThread(): NoiseThread {
+  if (thread === undefined) {
+    const state: NoiseThread = { worker: undefined, ready: false, failed: false };
+    thread = state;
+    startThread(state).catch(() => {
+      state.failed = true;
+    });
+  }
+  return thread;
+}
+
+/**
+ * The thread's code is noise-thread-worker.ts and what it imports, bundled by esbuild into one script: a worker
+ * thread cannot load TypeScript through tsx's loader on Node 20. Built in the background; until it runs, draws
+ * are made here.
+ */
+async function startThread(state: NoiseThread): Promise<void> {
+  const { build } = await import("esbuild");
+  const bundled = await build({
+    entryPoints: [fileURLToPath(new URL("./noise-thread-worker.ts", import.meta.url))],
+    bundle: true,
+    write: false,
+    format: "cjs",
+    platform: "node",
+    target: "node20",
+    logLevel: "silent",
+  });
+  const code = bundled.outputFiles[0]?.text;
+  if (code === undefined) throw new Error("esbuild produced no noise thread");
+  const worker = new Worker(code, { eval: true });
+  worker.on("message", (message) => {
+    if (message === "ready") state.ready = true;
+  });
+  worker.on("error", () => {
+    state.failed = true;
+  });
+  worker.on("exit", () => {
+    state.failed = true;
+  });
+  // The thread never keeps a process alive.
+  worker.unref();
+  state.worker = worker;
+}
+
+/** Starts the noise thread (it takes a moment): a worker process calls this when it loads a model. */
+export function startNoiseThread(): void {
+  noiseThread();
+}
+
+/** Whether the noise thread is running (tests wait for it). */
+export function noiseThreadReady(): boolean {
+  const t = noiseThread();
+  return t.ready && !t.failed;
+}
+
+/** A TorchGenerator whose draws of `n` values are made ahead on the noise thread (see above). */
+export class PrefetchingGenerator extends TorchGenerator {
+  private readonly request: NoiseRequest;
+  private readonly control: Int32Array;
+  private readonly words: Uint32Array;
+  private readonly normal: Float64Array;
+  private readonly drawn: Float32Array;
+  /** Whether the request in shared memory continues this generator's current state. */
+  private pending = false;
+  /** Draws served by the noise thread so far (the others were made here). */
+  drawsAhead = 0;
+
+  /**
+   * @param n the draw size made ahead.
+   * @param ahead `every draw`: after each draw of n, the next one is made ahead; `first draw`: only the first.
+   */
+  constructor(
+    seed: number | bigint | string,
+    private readonly n: number,
+    private readonly ahead: "every draw" | "first draw" = "every draw",
+  ) {
+    super(seed);
+    this.request = {
+      control: new SharedArrayBuffer(4),
+      words: new SharedArrayBuffer(4 * STATE_WORDS),
+      normal: new SharedArrayBuffer(16),
+      out: new SharedArrayBuffer(4 * n),
+    };
+    this.control = new Int32Array(this.request.control);
+    this.words = new Uint32Array(this.request.words);
+    this.normal = new Float64Array(this.request.normal);
+    this.drawn = new Float32Array(this.request.out);
+    this.prefetch();
+  }
+
+  override manualSeed(seed: number | bigint | string): this {
+    this.pending = false;
+    return super.manualSeed(seed);
+  }
+
+  override randnInto(out: Float32Array): Float32Array {
+    if (out.length !== this.n) {
+      // Any other draw moves the stream on: a prefetch made from the state before it is stale.
+      this.pending = false;
+      return super.randnInto(out);
+    }
+    if (this.pending && this.settled()) {
+      this.pending = false;
+      out.set(this.drawn);
+      this.loadState(this.words, this.normal);
+      this.drawsAhead += 1;
+    } else {
+      this.pending = false;
+      super.randnInto(out);
+    }
+    if (this.ahead === "every draw") this.prefetch();
+    return out;
+  }
+
+  /** Hands the current state to the noise thread for the next draw of n values, when the thread is up. */
+  private prefetch(): void {
+    const t = noiseThread();
+    if (!t.ready || t.failed || t.worker === undefined || !this.settled()) return;
+    this.saveState(this.words, this.normal);
+    Atomics.store(this.control, 0, REQUESTED);
+    t.worker.postMessage(this.request);
+    this.pending = true;
+  }
+
+  /** Waits for the request in flight, if any; false when the thread did not answer (it is then given up). */
+  private settled(): boolean {
+    if (Atomics.load(this.control, 0) === IDLE) return true;
+    const answer = Atomics.wait(this.control, 0, REQUESTED, WAIT_LIMIT_MS);
+    if (answer === "timed-out") {
+      noiseThread().failed = true;
+      return false;
+    }
+    Atomics.store(this.control, 0, IDLE);
+    return true;
+  }
+}
