@@ -4,6 +4,7 @@ import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
 import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
 import { type GenerateParams, generate, type RgbPixels } from "../src/backends/ldm/pipeline.ts";
+import { SCHEDULER_NAMES } from "../src/backends/ldm/schedulers/index.ts";
 import { type TinyModelOptions, writeTinyModel } from "../src/backends/ldm/tiny-model.ts";
 import { CLIP_BPE_DIR } from "../src/backends/ldm/tokenizer/clip-tokenizer.ts";
 
@@ -28,16 +29,7 @@ export const BIT_MODELS = {
 
 type BitModel = keyof typeof BIT_MODELS;
 
-const SAMPLERS = [
-  "ddim",
-  "pndm",
-  "euler",
-  "euler_ancestral",
-  "dpmpp_2m",
-  "dpmpp_2m_karras",
-  "lcm",
-  "euler_trailing",
-] as const;
+const SAMPLERS = SCHEDULER_NAMES;
 
 /** A fixed RGB start image for img2img: stripes and a gradient, so every latent position differs. */
 export function initImage(width: number, height: number): RgbPixels {

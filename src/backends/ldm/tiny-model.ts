@@ -455,6 +455,29 @@ function dimsFor(o: ResolvedTinyModelOptions): Dims {
 const floatCode = (o: ResolvedTinyModelOptions): FloatCode => (o.dtype === "float16" ? DT.FLOAT16 : DT.FLOAT);
 
 /**
+ * The `input_ids` input and CLIP's embeddings: a hashed token table (ids mod its rows) plus the position rows
+ * sliced to the sequence length, as CLIP's position_ids buffer is sliced. Gather, Slice and Add: exact.
+ */
+function textEmbeddings(g: GraphBuilder, o: ResolvedTinyModelOptions, names: Dims, hidden: number): string {
+  const idsType = o.inputIds === "int32" ? DT.INT32 : DT.INT64;
+  const ids = g.input("input_ids", idsType, [names.batch, names.sequence]);
+  const ids64 = g.op("Cast", [ids], [attrInt("to", DT.INT64)]);
+  const rows = g.op("Mod", [ids64, g.int64s("token_table_rows", [TOKEN_TABLE_ROWS], [])]);
+  const tokens = g.op("Gather", [
+    g.weight("embeddings.token_embedding.weight", [TOKEN_TABLE_ROWS, hidden], 1),
+    rows,
+  ]);
+  const seqLen = g.op("Shape", [ids], [attrInt("start", 1), attrInt("end", 2)]);
+  const positions = g.op("Slice", [
+    g.weight("embeddings.position_embedding.weight", [SEQUENCE, hidden], 0.5),
+    g.int64s("slice_start", [0]),
+    seqLen,
+    g.int64s("slice_axes", [0]),
+  ]);
+  return g.op("Add", [tokens, positions]);
+}
+
+/**
  * CLIP-text-shaped encoder: hashed token embedding + position embedding, mixed with the sequence mean so every token
  * moves every output row, then MatMul + Tanh. `projection` adds CLIPTextModelWithProjection's `text_embeds` instead
  * of `pooler_output` (SDXL's second encoder).
@@ -467,23 +490,7 @@ function buildTextEncoder(
   projection?: number,
 ): Uint8Array {
   const g = new GraphBuilder(prefix, floatCode(o));
-  const idsType = o.inputIds === "int32" ? DT.INT32 : DT.INT64;
-  const ids = g.input("input_ids", idsType, [names.batch, names.sequence]);
-  const ids64 = g.op("Cast", [ids], [attrInt("to", DT.INT64)]);
-  const rows = g.op("Mod", [ids64, g.int64s("token_table_rows", [TOKEN_TABLE_ROWS], [])]);
-  const tokens = g.op("Gather", [
-    g.weight("embeddings.token_embedding.weight", [TOKEN_TABLE_ROWS, hidden], 1),
-    rows,
-  ]);
-  // Slice the 77 position rows to the actual sequence length, as CLIP's position_ids buffer is sliced.
-  const seqLen = g.op("Shape", [ids], [attrInt("start", 1), attrInt("end", 2)]);
-  const positions = g.op("Slice", [
-    g.weight("embeddings.position_embedding.weight", [SEQUENCE, hidden], 0.5),
-    g.int64s("slice_start", [0]),
-    seqLen,
-    g.int64s("slice_axes", [0]),
-  ]);
-  const embedded = g.op("Add", [tokens, positions]);
+  const embedded = textEmbeddings(g, o, names, hidden);
   const mean = g.op("ReduceMean", [embedded], [attrInts("axes", [1]), attrInt("keepdims", 1)]);
   const mixed = g.op("Add", [embedded, mean]);
   const projected = g.op("MatMul", [
@@ -705,26 +712,7 @@ function buildExactTextEncoder(
   projection?: number,
 ): Uint8Array {
   const g = new ExactGraph(prefix, floatCode(o));
-  const ids = g.input("input_ids", o.inputIds === "int32" ? DT.INT32 : DT.INT64, [
-    names.batch,
-    names.sequence,
-  ]);
-  const rows = g.op("Mod", [
-    g.op("Cast", [ids], [attrInt("to", DT.INT64)]),
-    g.int64s("token_table_rows", [TOKEN_TABLE_ROWS], []),
-  ]);
-  const tokens = g.op("Gather", [
-    g.weight("embeddings.token_embedding.weight", [TOKEN_TABLE_ROWS, hidden], 1),
-    rows,
-  ]);
-  const seqLen = g.op("Shape", [ids], [attrInt("start", 1), attrInt("end", 2)]);
-  const positions = g.op("Slice", [
-    g.weight("embeddings.position_embedding.weight", [SEQUENCE, hidden], 0.5),
-    g.int64s("slice_start", [0]),
-    seqLen,
-    g.int64s("slice_axes", [0]),
-  ]);
-  const embedded = g.op("Add", [tokens, positions]);
+  const embedded = textEmbeddings(g, o, names, hidden);
   const penultimate = g.times(embedded, 0.75);
   const last = g.times(embedded, 1.25);
   // Token 1 (the first word), not the start token, so the two branches' pooled rows differ.
