@@ -1,10 +1,22 @@
 /** Small timing helpers shared by the benchmarks: every figure is measured in the run that prints it. */
 
-/** Runs `fn` `warmup` times untimed, then `runs` times, and returns each run's duration in milliseconds. */
-export function timeRuns(fn: () => void, runs: number, warmup = Math.ceil(runs / 10)): number[] {
-  for (let i = 0; i < warmup; i++) fn();
+/**
+ * Runs `fn` `warmup` times untimed, then `runs` times, and returns each run's duration in milliseconds;
+ * `between` runs untimed before each run.
+ */
+export function timeRuns(
+  fn: () => void,
+  runs: number,
+  warmup = Math.ceil(runs / 10),
+  between: () => void = () => {},
+): number[] {
+  for (let i = 0; i < warmup; i++) {
+    between();
+    fn();
+  }
   const durations: number[] = [];
   for (let i = 0; i < runs; i++) {
+    between();
     const start = performance.now();
     fn();
     durations.push(performance.now() - start);

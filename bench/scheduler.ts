@@ -1,4 +1,9 @@
 import {
+  noiseThreadReady,
+  PrefetchingGenerator,
+  startNoiseThread,
+} from "../src/backends/ldm/noise-thread.ts";
+import {
   createScheduler,
   SCHEDULER_NAMES,
   type SchedulerName,
@@ -16,7 +21,7 @@ const STEPS = 50;
  * 50-step schedule. Median of 500 steps, after a first round over every sampler that lets V8 finish compiling
  * the shared loops (the first sampler measured is otherwise up to twice as slow).
  */
-export function benchScheduler(): void {
+export async function benchScheduler(): Promise<void> {
   const generator = new TorchGenerator(1);
   const sample = generator.randn(SIZE);
   const modelOutput = generator.randn(SIZE);
@@ -24,6 +29,23 @@ export function benchScheduler(): void {
   for (const name of SCHEDULER_NAMES) {
     report(`scheduler_step_us_${name}`, stepMicroseconds(name, sample, modelOutput, generator), 0);
   }
+  // In the pipeline, the samplers that draw noise at every step get it from the noise thread, drawn while the
+  // UNet ran: here a 10 ms pause that blocks this thread as onnxruntime's run does stands for the UNet.
+  startNoiseThread();
+  // Its "ready" arrives as an event: wait with the event loop free.
+  while (!noiseThreadReady()) await new Promise((resolve) => setTimeout(resolve, 10));
+  const ahead = new PrefetchingGenerator(1, SIZE);
+  for (const name of ["euler_ancestral", "lcm"] as const) {
+    const us = stepMicroseconds(name, sample, modelOutput, ahead, () => blockFor(10));
+    report(`scheduler_step_us_${name}_noise_ahead`, us, 0);
+  }
+}
+
+const pause = new Int32Array(new SharedArrayBuffer(4));
+
+/** Blocks this thread for `ms` (as a synchronous onnxruntime run does). */
+function blockFor(ms: number): void {
+  Atomics.wait(pause, 0, 0, ms);
 }
 
 function stepMicroseconds(
@@ -31,6 +53,7 @@ function stepMicroseconds(
   sample: Float32Array,
   modelOutput: Float32Array,
   generator: TorchGenerator,
+  between: () => void = () => {},
 ): number {
   const scheduler = createScheduler(name, SD15_SCHEDULER_CONFIG);
   scheduler.setTimesteps(STEPS);
@@ -46,6 +69,7 @@ function stepMicroseconds(
     },
     500,
     100,
+    between,
   );
   return quantile(runs, 0.5) * 1000;
 }

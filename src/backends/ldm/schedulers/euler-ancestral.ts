@@ -41,28 +41,11 @@ export class EulerAncestralScheduler extends SigmaScheduler {
     const sigmaDown = f32(Math.sqrt(f32(toSq - f32(sigmaUp * sigmaUp))));
     const dt = f32(sigmaDown - sigma);
 
-    const x0 = this.predictOriginal(modelOutput, sample, sigma);
     const noise = g.randnInto(this.buffer("noise", sample.length));
     const prev = this.prevOut(sample, modelOutput);
-    ancestralUpdate(sample, x0, noise, sigma, dt, sigmaUp, prev);
-    return { prevSample: prev, denoised: x0 };
-  }
-}
-
-/** prev = x + ((x − x0) / σ) · dt + noise · σ_up, each operation rounded to float32 as torch does. */
-function ancestralUpdate(
-  sample: Float32Array,
-  x0: Float32Array,
-  noise: Float32Array,
-  sigma: number,
-  dt: number,
-  sigmaUp: number,
-  prev: Float32Array,
-): void {
-  for (let i = 0; i < prev.length; i++) {
-    const x = sample[i] as number;
-    const derivative = f32(f32(x - (x0[i] as number)) / sigma);
-    const euler = f32(x + f32(derivative * dt));
-    prev[i] = euler + f32((noise[i] as number) * sigmaUp);
+    return {
+      prevSample: prev,
+      denoised: this.eulerStep(modelOutput, sample, sigma, dt, prev, noise, sigmaUp),
+    };
   }
 }

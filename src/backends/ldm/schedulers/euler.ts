@@ -70,6 +70,30 @@ export abstract class SigmaScheduler extends BaseScheduler {
     return f32(Math.sqrt(f32(f32(sigma * sigma) + 1)));
   }
 
+  /**
+   * The Euler update into `prev`, returning x0 (the denoised buffer): for ε-prediction in one pass with x0,
+   * otherwise after predictOriginal. `noise` and σ_up make it ancestral.
+   */
+  protected eulerStep(
+    modelOutput: Float32Array,
+    sample: Float32Array,
+    sigma: number,
+    dt: number,
+    prev: Float32Array,
+    noise?: Float32Array,
+    sigmaUp = 0,
+  ): Float32Array {
+    const k = { sigma, dt, noise, sigmaUp };
+    if (this.config.prediction_type === "epsilon") {
+      const x0 = this.buffer("denoised", sample.length);
+      eulerUpdate(sample, modelOutput, x0, k, prev);
+      return x0;
+    }
+    const x0 = this.predictOriginal(modelOutput, sample, sigma);
+    eulerUpdate(sample, undefined, x0, k, prev);
+    return x0;
+  }
+
   /** Euler's `add_noise` is k-diffusion's x = x0 + σ·noise. */
   protected override noiseScales(stepIndex: number): [number, number] {
     return [1, this.sigmaValues[stepIndex] as number];
@@ -111,10 +135,8 @@ export class EulerScheduler extends SigmaScheduler {
   ): StepOutput {
     const sigma = this.sigmaValues[stepIndex] as number;
     const dt = f32((this.sigmaValues[stepIndex + 1] as number) - sigma);
-    const x0 = this.predictOriginal(modelOutput, sample, sigma);
     const prev = this.prevOut(sample, modelOutput);
-    eulerUpdate(sample, x0, sigma, dt, prev);
-    return { prevSample: prev, denoised: x0 };
+    return { prevSample: prev, denoised: this.eulerStep(modelOutput, sample, sigma, dt, prev) };
   }
 }
 
@@ -131,17 +153,32 @@ function vPredictionOriginal(
   }
 }
 
-/** prev = x + ((x − x0) / σ) · dt, each operation rounded to float32 as torch does. */
-function eulerUpdate(
+/**
+ * prev = x + ((x − x0) / σ) · dt, plus noise · σ_up when `noise` is given (ancestral), each operation rounded to
+ * float32 as torch does. With `epsilon` (the model's ε), x0 = x − σ·ε is computed in the same pass and written to
+ * `x0`; otherwise `x0` is read.
+ */
+export function eulerUpdate(
   sample: Float32Array,
+  epsilon: Float32Array | undefined,
   x0: Float32Array,
-  sigma: number,
-  dt: number,
+  k: { sigma: number; dt: number; noise: Float32Array | undefined; sigmaUp: number },
   prev: Float32Array,
 ): void {
+  const { sigma, dt, noise, sigmaUp } = k;
   for (let i = 0; i < prev.length; i++) {
     const x = sample[i] as number;
-    const derivative = f32(f32(x - (x0[i] as number)) / sigma);
-    prev[i] = x + f32(derivative * dt);
+    let original: number;
+    if (epsilon === undefined) {
+      original = x0[i] as number;
+    } else {
+      original = f32(x - f32(sigma * (epsilon[i] as number)));
+      x0[i] = original;
+    }
+    const derivative = f32(f32(x - original) / sigma);
+    prev[i] =
+      noise === undefined
+        ? x + f32(derivative * dt)
+        : f32(x + f32(derivative * dt)) + f32((noise[i] as number) * sigmaUp);
   }
 }
