@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { monitorEventLoopDelay } from "node:perf_hooks";
 import { LdmModel } from "../src/backends/ldm/ldm-model.ts";
 import { readModelFolder } from "../src/backends/ldm/model-folder.ts";
+import { noiseThreadReady, startNoiseThread } from "../src/backends/ldm/noise-thread.ts";
 import { SessionFactory } from "../src/backends/ldm/onnx-session.ts";
 import { type GenerateParams, generate, latentPreview } from "../src/backends/ldm/pipeline.ts";
 import {
@@ -84,6 +85,9 @@ async function eventLoopLag(modelsDir: string): Promise<number> {
 
 export async function benchPipeline(): Promise<void> {
   const modelsDir = mkdtempSync(join(tmpdir(), "easel-bench-"));
+  // As the LDM worker process does when it loads a model; its "ready" arrives as an event.
+  startNoiseThread();
+  for (let i = 0; i < 500 && !noiseThreadReady(); i++) await new Promise((r) => setTimeout(r, 10));
   try {
     for (const variant of ["bench", "sd1", "sdxl-bench"] as const) {
       await writeTinyModel(join(modelsDir, variant), TINY_MODEL_VARIANTS[variant], TOKENIZER);

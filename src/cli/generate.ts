@@ -292,7 +292,6 @@ export async function renderPlan(plan: GeneratePlan, config: Config): Promise<vo
     ...(config.threads === undefined ? {} : { intraOpThreads: config.threads }),
     log: (line) => console.error(line),
   });
-  (await import("../backends/ldm/noise-thread.ts")).startNoiseThread();
   const loadStarted = performance.now();
   const model = await LdmModel.load(
     plan.folder,

@@ -56,7 +56,7 @@ function noiseThread(): NoiseThread {
  * are made here.
  */
 async function startThread(state: NoiseThread): Promise<void> {
-  const { build } = await import("esbuild");
+  const { build, stop } = await import("esbuild");
   const bundled = await build({
     entryPoints: [fileURLToPath(new URL("./noise-thread-worker.ts", import.meta.url))],
     bundle: true,
@@ -66,6 +66,8 @@ async function startThread(state: NoiseThread): Promise<void> {
     target: "node20",
     logLevel: "silent",
   });
+  // esbuild's service is a child process: none is left running beside the worker.
+  await stop();
   const code = bundled.outputFiles[0]?.text;
   if (code === undefined) throw new Error("esbuild produced no noise thread");
   const worker = new Worker(code, { eval: true });
@@ -83,15 +85,17 @@ async function startThread(state: NoiseThread): Promise<void> {
   state.worker = worker;
 }
 
-/** Starts the noise thread (it takes a moment): a worker process calls this when it loads a model. */
+/**
+ * Starts the noise thread. Only a long-lived process does (the LDM worker, when it loads a model): starting it
+ * costs more CPU than it saves in a one-off render (the CLI), where every draw is made here.
+ */
 export function startNoiseThread(): void {
   noiseThread();
 }
 
 /** Whether the noise thread is running (tests wait for it). */
 export function noiseThreadReady(): boolean {
-  const t = noiseThread();
-  return t.ready && !t.failed;
+  return thread !== undefined && thread.ready && !thread.failed;
 }
 
 /** A TorchGenerator whose draws of `n` values are made ahead on the noise thread (see above). */
@@ -155,8 +159,8 @@ export class PrefetchingGenerator extends TorchGenerator {
 
   /** Hands the current state to the noise thread for the next draw of n values, when the thread is up. */
   private prefetch(): void {
-    const t = noiseThread();
-    if (!t.ready || t.failed || t.worker === undefined || !this.settled()) return;
+    const t = thread;
+    if (t === undefined || !t.ready || t.failed || t.worker === undefined || !this.settled()) return;
     this.saveState(this.words, this.normal);
     Atomics.store(this.control, 0, REQUESTED);
     t.worker.postMessage(this.request);
@@ -168,7 +172,7 @@ export class PrefetchingGenerator extends TorchGenerator {
     if (Atomics.load(this.control, 0) === IDLE) return true;
     const answer = Atomics.wait(this.control, 0, REQUESTED, WAIT_LIMIT_MS);
     if (answer === "timed-out") {
-      noiseThread().failed = true;
+      if (thread) thread.failed = true;
       return false;
     }
     Atomics.store(this.control, 0, IDLE);
