@@ -32,6 +32,8 @@ describe("the noise thread", () => {
       const b = here.randn(size);
       expect(Array.from(a)).toEqual(Array.from(b));
     }
+    expect(ahead.nextUint32()).toBe(here.nextUint32()); // a raw draw makes the prefetch stale too
+    expect(Array.from(ahead.randn(n))).toEqual(Array.from(here.randn(n)));
     ahead.manualSeed(9);
     here.manualSeed(9);
     expect(Array.from(ahead.randn(n))).toEqual(Array.from(here.randn(n)));

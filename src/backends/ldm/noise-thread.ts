@@ -95,7 +95,7 @@ export function startNoiseThread(): void {
 
 /** Whether the noise thread is running (tests wait for it). */
 export function noiseThreadReady(): boolean {
-  return thread !== undefined && thread.ready && !thread.failed;
+  return thread?.ready === true && !thread.failed;
 }
 
 /** A TorchGenerator whose draws of `n` values are made ahead on the noise thread (see above). */
@@ -138,6 +138,17 @@ export class PrefetchingGenerator extends TorchGenerator {
     return super.manualSeed(seed);
   }
 
+  override nextUint32(): number {
+    // A raw draw moves the stream on too.
+    this.pending = false;
+    return super.nextUint32();
+  }
+
+  override loadState(words: Uint32Array, normal: Float64Array): void {
+    this.pending = false;
+    super.loadState(words, normal);
+  }
+
   override randnInto(out: Float32Array): Float32Array {
     if (out.length !== this.n) {
       // Any other draw moves the stream on: a prefetch made from the state before it is stale.
@@ -147,7 +158,7 @@ export class PrefetchingGenerator extends TorchGenerator {
     if (this.pending && this.settled()) {
       this.pending = false;
       out.set(this.drawn);
-      this.loadState(this.words, this.normal);
+      super.loadState(this.words, this.normal);
       this.drawsAhead += 1;
     } else {
       this.pending = false;
