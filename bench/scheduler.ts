@@ -8,6 +8,7 @@ import {
   SCHEDULER_NAMES,
   type SchedulerName,
 } from "../src/backends/ldm/schedulers/index.ts";
+import { SIMD_KERNELS } from "../src/backends/ldm/simd-kernels.ts";
 import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
 import { SD15_SCHEDULER_CONFIG } from "../test/support.ts";
 import { quantile, report, timeRuns } from "./measure.ts";
@@ -74,6 +75,11 @@ function stepMicroseconds(
   return quantile(runs, 0.5) * 1000;
 }
 
+/** The input division as the pipeline does it: the SIMD kernel where there is one. */
 function divideInto(values: Float32Array, divisor: number, out: Float32Array): void {
+  if (SIMD_KERNELS) {
+    SIMD_KERNELS.divide(values, divisor, out);
+    return;
+  }
   for (let i = 0; i < out.length; i++) out[i] = (values[i] as number) / divisor;
 }

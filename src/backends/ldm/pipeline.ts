@@ -4,6 +4,7 @@ import type { FloatType, LdmModel, TextEncoderInterface } from "./ldm-model.ts";
 import { PrefetchingGenerator } from "./noise-thread.ts";
 import { floatTensor, ort } from "./onnx-session.ts";
 import { createScheduler, MAX_STEPS, type Scheduler, type SchedulerName } from "./schedulers/index.ts";
+import { SIMD_KERNELS } from "./simd-kernels.ts";
 import type { TokenizedPrompt } from "./tokenizer/clip-tokenizer.ts";
 import { MAX_USER_SEED, type TorchGenerator } from "./torch-random.ts";
 
@@ -358,12 +359,18 @@ function divideIntoRows(
 ): void {
   const size = latent.length;
   const start = k * size;
-  for (let j = 0; j < size; j++) scaled[start + j] = (latent[j] as number) / divisor;
+  const row = scaled.subarray(start, start + size);
+  if (SIMD_KERNELS && size % 4 === 0 && f32(divisor) === divisor) SIMD_KERNELS.divide(latent, divisor, row);
+  else for (let j = 0; j < size; j++) row[j] = (latent[j] as number) / divisor;
   for (let b = 1; b < branches; b++) scaled.copyWithin((b * count + k) * size, start, start + size);
 }
 
 /** Classifier-free guidance, eps_u + w · (eps_c − eps_u), each operation in float32 as torch computes it. */
 function guide(uncond: Float32Array, cond: Float32Array, guidance: number, out: Float32Array): void {
+  if (SIMD_KERNELS && out.length % 4 === 0 && f32(guidance) === guidance) {
+    SIMD_KERNELS.guide(uncond, cond, guidance, out);
+    return;
+  }
   for (let j = 0; j < out.length; j++) {
     const u = uncond[j] as number;
     out[j] = f32(u + f32(guidance * f32((cond[j] as number) - u)));

@@ -1,3 +1,4 @@
+import { SIMD_KERNELS } from "../simd-kernels.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
@@ -86,7 +87,9 @@ export abstract class SigmaScheduler extends BaseScheduler {
     const k = { sigma, dt, noise, sigmaUp };
     if (this.config.prediction_type === "epsilon") {
       const x0 = this.buffer("denoised", sample.length);
-      eulerUpdate(sample, modelOutput, x0, k, prev);
+      // σ, dt and σ_up are float32 values (the SIMD kernel takes them as such); the same bits either way.
+      if (SIMD_KERNELS && sample.length % 4 === 0) SIMD_KERNELS.euler(sample, modelOutput, x0, prev, k);
+      else eulerUpdate(sample, modelOutput, x0, k, prev);
       return x0;
     }
     const x0 = this.predictOriginal(modelOutput, sample, sigma);

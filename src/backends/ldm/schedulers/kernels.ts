@@ -5,6 +5,8 @@
  * that only ever sees Float32Arrays stays monomorphic. Every operation is rounded to float32 as torch does.
  */
 
+import { SIMD_KERNELS } from "../simd-kernels.ts";
+
 const f32 = Math.fround;
 
 /** out = f32(wa · a) + f32(wb · b), rounded as stored. `out` may be `a` or `b`. */

@@ -1,0 +1,338 @@
+/**
+ * The hottest per-element loops of a denoising step as WebAssembly SIMD. f32x4 arithmetic rounds every operation
+ * to float32, exactly as the JavaScript kernels' Math.fround chains do (for +, −, × and ÷ of float32 values the
+ * JS computes in float64 and rounds once, which gives the same float32), so the results are the same bits, four
+ * lanes at a time and without the float64 round trips that make the JS loops slow (guidance on 16 384 values:
+ * 3.4 µs here against 42 µs). The arrays are copied into the module's memory and back: a memcpy costs little
+ * next to the arithmetic. The module is assembled below from its opcodes (a few dozen bytes per kernel), so there
+ * is no toolchain and nothing to build. Where WebAssembly SIMD is missing, `SIMD_KERNELS` is undefined and the
+ * callers run their JS loops.
+ */
+
+// --- A minimal WebAssembly encoder: only what these kernels use. ---------------------------------------------------
+
+const uleb = (value: number): number[] => {
+  const out: number[] = [];
+  let n = value >>> 0;
+  do {
+    let byte = n & 0x7f;
+    n >>>= 7;
+    if (n !== 0) byte |= 0x80;
+    out.push(byte);
+  } while (n !== 0);
+  return out;
+};
+const vec = (items: number[][]): number[] => [...uleb(items.length), ...items.flat()];
+const section = (id: number, bytes: number[]): number[] => [id, ...uleb(bytes.length), ...bytes];
+const name = (text: string): number[] => [...uleb(text.length), ...new TextEncoder().encode(text)];
+
+const I32 = 0x7f;
+const F32 = 0x7d;
+const V128 = 0x7b;
+/** memarg of the vector loads and stores: 4-byte alignment (a Float32Array's), offset 0. */
+const MEMARG = [0x02, 0x00];
+const simd = (opcode: number): number[] => [0xfd, ...uleb(opcode)];
+const op = {
+  get: (i: number) => [0x20, i],
+  set: (i: number) => [0x21, i],
+  tee: (i: number) => [0x22, i],
+  i32: (v: number) => [0x41, v], // small non-negative constants only (one signed-LEB byte)
+  add: [0x6a],
+  load: [...simd(0x00), ...MEMARG],
+  store: [...simd(0x0b), ...MEMARG],
+  splat: simd(0x13),
+  fadd: simd(0xe4),
+  fsub: simd(0xe5),
+  fmul: simd(0xe6),
+  fdiv: simd(0xe7),
+};
+
+interface Kernel {
+  name: string;
+  params: number[];
+  /** Locals after the parameters, by type; the first is the i32 byte index of the loop. */
+  locals: [number, number][];
+  body: number[];
+}
+
+/** `for (i = 0; i < n·4; i += 16) body` over byte offsets, `n` being parameter `nParam`, `i` local `iLocal`. */
+function loop(nParam: number, iLocal: number, body: number[]): number[] {
+  const exit = [...op.get(iLocal), ...op.get(nParam), ...op.i32(2), 0x74 /* shl */, 0x4f /* ge_u */, 0x0d, 1];
+  const next = [...op.get(iLocal), ...op.i32(16), ...op.add, ...op.set(iLocal)];
+  return [0x02, 0x40, 0x03, 0x40, ...exit, ...body, ...next, 0x0c, 0, 0x0b, 0x0b];
+}
+
+/** The vector at byte offset i of the array whose address is parameter `base`. */
+const at = (base: number, i: number): number[] => [...op.get(base), ...op.get(i), ...op.add, ...op.load];
+/** The address of byte offset i of the array whose address is parameter `base` (a store's first operand). */
+const address = (base: number, i: number): number[] => [...op.get(base), ...op.get(i), ...op.add];
+
+// guide(uncond, cond, g, out, n): out = u + g · (c − u).
+const GUIDE: Kernel = (() => {
+  const [u, c, g, out, n, i, gv, uv] = [0, 1, 2, 3, 4, 5, 6, 7];
+  return {
+    name: "guide",
+    params: [I32, I32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [2, V128],
+    ],
+    body: [
+      ...op.get(g),
+      ...op.splat,
+      ...op.set(gv),
+      ...loop(n, i, [
+        ...address(out, i),
+        ...at(u, i),
+        ...op.tee(uv),
+        ...op.get(gv),
+        ...at(c, i),
+        ...op.get(uv),
+        ...op.fsub,
+        ...op.fmul,
+        ...op.fadd,
+        ...op.store,
+      ]),
+    ],
+  };
+})();
+
+/**
+ * euler(x, eps, noise, x0, prev, sigma, dt, sigmaUp, n, ancestral): x0 = x − σ·ε, then
+ * prev = x + ((x − x0)/σ)·dt, plus noise·σ_up when `ancestral` is 1 (then `noise` is read).
+ */
+const EULER: Kernel = (() => {
+  const [x, e, noise, x0, prev, sigma, dt, sigmaUp, n, ancestral] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9];
+  const [i, sv, dtv, upv, xv, x0v] = [10, 11, 12, 13, 14, 15];
+  const step = [
+    // x0 = x − σ·ε
+    ...at(x, i),
+    ...op.tee(xv),
+    ...op.get(sv),
+    ...at(e, i),
+    ...op.fmul,
+    ...op.fsub,
+    ...op.set(x0v),
+    ...address(x0, i),
+    ...op.get(x0v),
+    ...op.store,
+    // x + ((x − x0)/σ)·dt
+    ...address(prev, i),
+    ...op.get(xv),
+    ...op.get(xv),
+    ...op.get(x0v),
+    ...op.fsub,
+    ...op.get(sv),
+    ...op.fdiv,
+    ...op.get(dtv),
+    ...op.fmul,
+    ...op.fadd,
+  ];
+  const withNoise = [...at(noise, i), ...op.get(upv), ...op.fmul, ...op.fadd];
+  return {
+    name: "euler",
+    params: [I32, I32, I32, I32, I32, F32, F32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [5, V128],
+    ],
+    body: [
+      ...op.get(sigma),
+      ...op.splat,
+      ...op.set(sv),
+      ...op.get(dt),
+      ...op.splat,
+      ...op.set(dtv),
+      ...op.get(sigmaUp),
+      ...op.splat,
+      ...op.set(upv),
+      // if (ancestral) { loop with noise } else { loop without }
+      ...op.get(ancestral),
+      0x04,
+      0x40,
+      ...loop(n, i, [...step, ...withNoise, ...op.store]),
+      0x05,
+      ...loop(n, i, [...step, ...op.store]),
+      0x0b,
+    ],
+  };
+})();
+
+// weighted(a, wa, b, wb, out, n): out = wa·a + wb·b.
+const WEIGHTED: Kernel = (() => {
+  const [a, wa, b, wb, out, n, i, wav, wbv] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  return {
+    name: "weighted",
+    params: [I32, F32, I32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [2, V128],
+    ],
+    body: [
+      ...op.get(wa),
+      ...op.splat,
+      ...op.set(wav),
+      ...op.get(wb),
+      ...op.splat,
+      ...op.set(wbv),
+      ...loop(n, i, [
+        ...address(out, i),
+        ...op.get(wav),
+        ...at(a, i),
+        ...op.fmul,
+        ...op.get(wbv),
+        ...at(b, i),
+        ...op.fmul,
+        ...op.fadd,
+        ...op.store,
+      ]),
+    ],
+  };
+})();
+
+// divide(x, d, out, n): out = x / d.
+const DIVIDE: Kernel = (() => {
+  const [x, d, out, n, i, dv] = [0, 1, 2, 3, 4, 5];
+  return {
+    name: "divide",
+    params: [I32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [1, V128],
+    ],
+    body: [
+      ...op.get(d),
+      ...op.splat,
+      ...op.set(dv),
+      ...loop(n, i, [...address(out, i), ...at(x, i), ...op.get(dv), ...op.fdiv, ...op.store]),
+    ],
+  };
+})();
+
+function assemble(kernels: Kernel[]): Uint8Array {
+  const types = kernels.map((k) => [0x60, ...vec(k.params.map((t) => [t])), 0]);
+  const bodies = kernels.map((k) => {
+    const code = [...vec(k.locals.map(([count, type]) => [...uleb(count), type])), ...k.body, 0x0b];
+    return [...uleb(code.length), ...code];
+  });
+  return Uint8Array.from([
+    ...[0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00],
+    ...section(1, vec(types)),
+    ...section(3, vec(kernels.map((_, index) => uleb(index)))),
+    ...section(5, vec([[0x00, ...uleb(1)]])),
+    ...section(
+      7,
+      vec([
+        ...kernels.map((k, index) => [...name(k.name), 0x00, ...uleb(index)]),
+        [...name("memory"), 0x02, 0x00],
+      ]),
+    ),
+    ...section(10, vec(bodies)),
+  ]);
+}
+
+// --- The kernels as functions of Float32Arrays. ---------------------------------------------------------------------
+
+/** The parts of the WebAssembly API used here (the project's type libraries do not declare it). */
+interface WasmMemory {
+  readonly buffer: ArrayBuffer;
+  grow(pages: number): number;
+}
+interface WasmApi {
+  validate(bytes: Uint8Array): boolean;
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object) => { exports: unknown };
+}
+const wasm = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+
+interface Exports {
+  memory: WasmMemory;
+  guide: (u: number, c: number, g: number, out: number, n: number) => void;
+  weighted: (a: number, wa: number, b: number, wb: number, out: number, n: number) => void;
+  divide: (x: number, d: number, out: number, n: number) => void;
+  euler: (
+    x: number,
+    e: number,
+    noise: number,
+    x0: number,
+    prev: number,
+    sigma: number,
+    dt: number,
+    sigmaUp: number,
+    n: number,
+    ancestral: number,
+  ) => void;
+}
+
+/** The kernels; each takes arrays whose length is a multiple of 4 (a latent's always is: 4 channels). */
+export class SimdKernels {
+  constructor(private readonly exports: Exports) {}
+
+  /** out = u + g·(c − u), g a float32 value. */
+  guide(uncond: Float32Array, cond: Float32Array, guidance: number, out: Float32Array): void {
+    const n = out.length;
+    const heap = this.heap(3 * n);
+    heap.set(uncond, 0);
+    heap.set(cond, n);
+    this.exports.guide(0, 4 * n, guidance, 8 * n, n);
+    out.set(heap.subarray(2 * n, 3 * n));
+  }
+
+  /** out = wa·a + wb·b, the weights float32 values. `out` may be `a` or `b`. */
+  weightedSum(a: Float32Array, wa: number, b: Float32Array, wb: number, out: Float32Array): void {
+    const n = out.length;
+    const heap = this.heap(3 * n);
+    heap.set(a, 0);
+    heap.set(b, n);
+    this.exports.weighted(0, wa, 4 * n, wb, 8 * n, n);
+    out.set(heap.subarray(2 * n, 3 * n));
+  }
+
+  /** out = x / d, d a float32 value. */
+  divide(values: Float32Array, divisor: number, out: Float32Array): void {
+    const n = out.length;
+    const heap = this.heap(2 * n);
+    heap.set(values, 0);
+    this.exports.divide(0, divisor, 4 * n, n);
+    out.set(heap.subarray(n, 2 * n));
+  }
+
+  /**
+   * Euler's step for ε-prediction: x0 = x − σ·ε into `x0`, prev = x + ((x − x0)/σ)·dt (+ noise·σ_up) into
+   * `prev`; σ, dt and σ_up float32 values.
+   */
+  euler(
+    sample: Float32Array,
+    epsilon: Float32Array,
+    x0: Float32Array,
+    prev: Float32Array,
+    k: { sigma: number; dt: number; noise: Float32Array | undefined; sigmaUp: number },
+  ): void {
+    const n = prev.length;
+    const heap = this.heap(5 * n);
+    heap.set(sample, 0);
+    heap.set(epsilon, n);
+    if (k.noise) heap.set(k.noise, 2 * n);
+    this.exports.euler(0, 4 * n, 8 * n, 12 * n, 16 * n, k.sigma, k.dt, k.sigmaUp, n, k.noise ? 1 : 0);
+    x0.set(heap.subarray(3 * n, 4 * n));
+    prev.set(heap.subarray(4 * n, 5 * n));
+  }
+
+  /** A view of the module's memory with room for `floats` values (growing it detaches earlier views). */
+  private heap(floats: number): Float32Array {
+    const memory = this.exports.memory;
+    const missing = floats * 4 - memory.buffer.byteLength;
+    if (missing > 0) memory.grow(Math.ceil(missing / 65536));
+    return new Float32Array(memory.buffer, 0, floats);
+  }
+}
+
+function load(): SimdKernels | undefined {
+  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE]);
+  if (wasm === undefined || !wasm.validate(bytes)) return undefined;
+  const instance = new wasm.Instance(new wasm.Module(bytes));
+  return new SimdKernels(instance.exports as Exports);
+}
+
+/** The kernels, or undefined where this runtime has no WebAssembly SIMD (or EASEL_SIMD=0 asks for the JS). */
+export const SIMD_KERNELS: SimdKernels | undefined = process.env.EASEL_SIMD === "0" ? undefined : load();

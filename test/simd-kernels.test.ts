@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import { SIMD_KERNELS } from "../src/backends/ldm/simd-kernels.ts";
+import { TorchGenerator } from "../src/backends/ldm/torch-random.ts";
+
+// The JS formulas the kernels must equal bit for bit, written out here independently of the sources.
+const f32 = Math.fround;
+
+/** Normal values with the awkward ones mixed in: subnormals, the largest floats, ±0, ±∞. */
+function values(seed: number, n: number): Float32Array {
+  const out = new TorchGenerator(seed).randn(n);
+  const odd = [
+    1e-40,
+    -3e-39,
+    3.4e38,
+    -3.4e38,
+    0,
+    -0,
+    Number.POSITIVE_INFINITY,
+    Number.NEGATIVE_INFINITY,
+    1e-8,
+  ];
+  for (let i = 0; i < odd.length; i++) out[(i * 97) % n] = odd[i] as number;
+  return out;
+}
+
+function sameBits(a: Float32Array, b: Float32Array): number {
+  const x = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const y = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  let differ = 0;
+  for (let i = 0; i < x.length; i++) {
+    // NaN's payload is the one thing the two may choose differently; both are NaN.
+    if (x[i] !== y[i] && !(Number.isNaN(a[i]) && Number.isNaN(b[i]))) differ++;
+  }
+  return differ;
+}
+
+describe("WebAssembly SIMD kernels", () => {
+  const kernels = SIMD_KERNELS;
+  it("are available on this Node (WebAssembly SIMD)", () => {
+    expect(kernels).toBeDefined();
+  });
+  if (!kernels) return;
+  const n = 4 * 64 * 64;
+  const x = values(1, n);
+  const e = values(2, n);
+  const noise = values(3, n);
+
+  it("guide: u + g·(c − u) in float32, the same bits", () => {
+    const g = f32(7.5);
+    const want = x.map((u, j) => f32(u + f32(g * f32((e[j] as number) - u))));
+    const got = new Float32Array(n);
+    kernels.guide(x, e, g, got);
+    expect(sameBits(got, want)).toBe(0);
+  });
+
+  it("weightedSum and divide: the same bits, in place too", () => {
+    const [wa, wb] = [f32(0.9131), f32(-0.4071)];
+    const want = x.map((a, j) => f32(wa * a) + f32(wb * (e[j] as number)));
+    const got = x.slice();
+    kernels.weightedSum(got, wa, e, wb, got);
+    expect(sameBits(got, want)).toBe(0);
+    const d = f32(Math.sqrt(f32(14.61 * 14.61 + 1)));
+    const quotient = new Float32Array(n);
+    kernels.divide(x, d, quotient);
+    expect(
+      sameBits(
+        quotient,
+        x.map((v) => v / d),
+      ),
+    ).toBe(0);
+  });
+
+  it("euler (plain and ancestral): x0 and prev, the same bits", () => {
+    const [sigma, dt, sigmaUp] = [f32(14.6146), f32(-0.7311), f32(0.5123)];
+    for (const withNoise of [false, true]) {
+      const wantX0 = new Float32Array(n);
+      const wantPrev = new Float32Array(n);
+      for (let i = 0; i < n; i++) {
+        const v = x[i] as number;
+        const original = f32(v - f32(sigma * (e[i] as number)));
+        wantX0[i] = original;
+        const derivative = f32(f32(v - original) / sigma);
+        wantPrev[i] = withNoise
+          ? f32(v + f32(derivative * dt)) + f32((noise[i] as number) * sigmaUp)
+          : v + f32(derivative * dt);
+      }
+      const x0 = new Float32Array(n);
+      const prev = new Float32Array(n);
+      kernels.euler(x, e, x0, prev, { sigma, dt, noise: withNoise ? noise : undefined, sigmaUp });
+      expect(sameBits(x0, wantX0)).toBe(0);
+      expect(sameBits(prev, wantPrev)).toBe(0);
+    }
+  });
+});
