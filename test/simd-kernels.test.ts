@@ -70,6 +70,24 @@ describe("WebAssembly SIMD kernels", () => {
     ).toBe(0);
   });
 
+  it("toRgb: the bytes a Uint8ClampedArray store gives (ties to even, clamping, NaN and ±∞)", () => {
+    const plane = 64 * 48;
+    const chw = new TorchGenerator(4).randn(3 * plane).map((v) => v * 0.7);
+    const odd = [Number.NaN, Number.POSITIVE_INFINITY, Number.NEGATIVE_INFINITY, -0, 0, 1e-40, 1, -1, 3, -3];
+    odd.forEach((v, i) => {
+      chw[i * 100] = v;
+    });
+    // Inputs whose byte value lands on k + 0.5: the ties.
+    for (let k = 0; k < 255; k++) chw[plane + k] = f32(((k + 0.5) / 255 - 0.5) * 2);
+    const want = new Uint8ClampedArray(3 * plane);
+    for (let c = 0; c < 3; c++) {
+      for (let p = 0; p < plane; p++) {
+        want[p * 3 + c] = f32(f32(f32((chw[c * plane + p] as number) / 2) + 0.5) * 255);
+      }
+    }
+    expect(Array.from(kernels.toRgb(chw, plane))).toEqual(Array.from(want));
+  });
+
   it("euler (plain and ancestral): x0 and prev, the same bits", () => {
     const [sigma, dt, sigmaUp] = [f32(14.6146), f32(-0.7311), f32(0.5123)];
     for (const withNoise of [false, true]) {

@@ -879,6 +879,7 @@ function toRgb(chw: Float32Array, width: number, height: number): RgbPixels {
       `VAE decoder returned ${chw.length} values, expected 3×${height}×${width}`,
     );
   }
+  if (SIMD_KERNELS && plane % 4 === 0) return { width, height, data: SIMD_KERNELS.toRgb(chw, plane) };
   const rgb = new Uint8ClampedArray(plane * 3);
   for (let c = 0; c < 3; c++) channelToBytes(chw, c * plane, plane, rgb, c);
   return { width, height, data: new Uint8Array(rgb.buffer) };

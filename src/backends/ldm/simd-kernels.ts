@@ -209,6 +209,61 @@ const DIVIDE: Kernel = (() => {
   };
 })();
 
+const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
+
+// rgbChannel(src, out, n): one channel plane of the VAE's output → every third byte from `out`:
+// round-half-even(min(((x·0.5) + 0.5)·255, 255)), truncated with saturation (negatives and NaN to 0), which is what
+// a Uint8ClampedArray store of f32(f32(f32(x / 2) + 0.5) · 255) gives.
+const RGB_CHANNEL: Kernel = (() => {
+  const [src, out, n, i, q, v, half, full] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const lanes = [0, 1, 2, 3].flatMap((k) => [
+    ...op.get(q),
+    ...op.get(v),
+    ...simd(0x1b), // i32x4.extract_lane
+    k,
+    0x3a, // i32.store8
+    0x00,
+    3 * k,
+  ]);
+  return {
+    name: "rgbChannel",
+    params: [I32, I32, I32],
+    locals: [
+      [2, I32],
+      [3, V128],
+    ],
+    body: [
+      ...f32Const(0.5),
+      ...op.splat,
+      ...op.set(half),
+      ...f32Const(255),
+      ...op.splat,
+      ...op.set(full),
+      ...op.get(out),
+      ...op.set(q),
+      ...loop(n, i, [
+        ...at(src, i),
+        ...op.get(half),
+        ...op.fmul,
+        ...op.get(half),
+        ...op.fadd,
+        ...op.get(full),
+        ...op.fmul,
+        ...simd(0x6a), // f32x4.nearest: ties to even
+        ...op.get(full),
+        ...simd(0xe8), // f32x4.min
+        ...simd(0xf9), // i32x4.trunc_sat_f32x4_u
+        ...op.set(v),
+        ...lanes,
+        ...op.get(q),
+        ...op.i32(12),
+        ...op.add,
+        ...op.set(q),
+      ]),
+    ],
+  };
+})();
+
 function assemble(kernels: Kernel[]): Uint8Array {
   const types = kernels.map((k) => [0x60, ...vec(k.params.map((t) => [t])), 0]);
   const bodies = kernels.map((k) => {
@@ -250,6 +305,7 @@ interface Exports {
   guide: (u: number, c: number, g: number, out: number, n: number) => void;
   weighted: (a: number, wa: number, b: number, wb: number, out: number, n: number) => void;
   divide: (x: number, d: number, out: number, n: number) => void;
+  rgbChannel: (src: number, out: number, n: number) => void;
   euler: (
     x: number,
     e: number,
@@ -318,6 +374,14 @@ export class SimdKernels {
     prev.set(heap.subarray(4 * n, 5 * n));
   }
 
+  /** The VAE's [3, H, W] output (about −1..1) → interleaved RGB bytes, as the pipeline's toRgb computes them. */
+  toRgb(chw: Float32Array, plane: number): Uint8Array {
+    const heap = this.heap(3 * plane + Math.ceil((3 * plane) / 4));
+    heap.set(chw, 0);
+    for (let c = 0; c < 3; c++) this.exports.rgbChannel(4 * c * plane, 12 * plane + c, plane);
+    return new Uint8Array(heap.buffer, 12 * plane, 3 * plane).slice();
+  }
+
   /** A view of the module's memory with room for `floats` values (growing it detaches earlier views). */
   private heap(floats: number): Float32Array {
     const memory = this.exports.memory;
@@ -328,7 +392,7 @@ export class SimdKernels {
 }
 
 function load(): SimdKernels | undefined {
-  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE]);
+  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE, RGB_CHANNEL]);
   if (wasm === undefined || !wasm.validate(bytes)) return undefined;
   const instance = new wasm.Instance(new wasm.Module(bytes));
   return new SimdKernels(instance.exports as Exports);
