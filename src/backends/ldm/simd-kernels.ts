@@ -398,5 +398,5 @@ function load(): SimdKernels | undefined {
   return new SimdKernels(instance.exports as Exports);
 }
 
-/** The kernels, or undefined where this runtime has no WebAssembly SIMD (or EASEL_SIMD=0 asks for the JS). */
-export const SIMD_KERNELS: SimdKernels | undefined = process.env.EASEL_SIMD === "0" ? undefined : load();
+/** The kernels, or undefined where this runtime has no WebAssembly SIMD. */
+export const SIMD_KERNELS: SimdKernels | undefined = load();
