@@ -88,6 +88,26 @@ describe("WebAssembly SIMD kernels", () => {
     expect(Array.from(kernels.toRgb(chw, plane))).toEqual(Array.from(want));
   });
 
+  it("epsilonX0 and dpmSecond: DDIM's, LCM's and DPM-Solver's x0 and DPM++(2M)'s update, the same bits", () => {
+    const [sb, sa] = [f32(0.9981), f32(0.0613)];
+    const wantX0 = x.map((v, i) => f32(v - f32(sb * (e[i] as number))) / sa);
+    const x0 = new Float32Array(n);
+    kernels.epsilonX0(x, e, sb, sa, x0);
+    expect(sameBits(x0, wantX0)).toBe(0);
+    const k = { ratio: f32(0.8123), phi: f32(-0.1742), invR0: f32(1.3371), d1Scale: f32(0.0871) };
+    const m1 = noise;
+    const want = new Float32Array(n);
+    for (let i = 0; i < n; i++) {
+      const m0 = e[i] as number;
+      const d1 = f32(k.invR0 * f32(m0 - (m1[i] as number)));
+      const first = f32(f32(k.ratio * (x[i] as number)) - f32(k.phi * m0));
+      want[i] = first + f32(k.d1Scale * d1);
+    }
+    const prev = new Float32Array(n);
+    kernels.dpmSecond(x, e, m1, k, prev);
+    expect(sameBits(prev, want)).toBe(0);
+  });
+
   it("euler (plain and ancestral): x0 and prev, the same bits", () => {
     const [sigma, dt, sigmaUp] = [f32(14.6146), f32(-0.7311), f32(0.5123)];
     for (const withNoise of [false, true]) {

@@ -209,6 +209,80 @@ const DIVIDE: Kernel = (() => {
   };
 })();
 
+// epsilonX0(x, m, sqrtBeta, sqrtAlpha, out, n): out = (x − √β·m) / √α, DDIM's, LCM's and DPM-Solver's x0 from ε.
+const EPSILON_X0: Kernel = (() => {
+  const [x, m, sb, sa, out, n, i, sbv, sav] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  return {
+    name: "epsilonX0",
+    params: [I32, I32, F32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [2, V128],
+    ],
+    body: [
+      ...op.get(sb),
+      ...op.splat,
+      ...op.set(sbv),
+      ...op.get(sa),
+      ...op.splat,
+      ...op.set(sav),
+      ...loop(n, i, [
+        ...address(out, i),
+        ...at(x, i),
+        ...op.get(sbv),
+        ...at(m, i),
+        ...op.fmul,
+        ...op.fsub,
+        ...op.get(sav),
+        ...op.fdiv,
+        ...op.store,
+      ]),
+    ],
+  };
+})();
+
+// dpmSecond(x, m0, m1, prev, ratio, phi, invR0, d1Scale, n): DPM-Solver++(2M)'s update,
+// (ratio·x − φ·m0) + d1Scale·(invR0·(m0 − m1)).
+const DPM_SECOND: Kernel = (() => {
+  const [x, m0, m1, prev, ratio, phi, invR0, d1Scale, n] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const [i, rv, pv, iv, dv, m0v] = [9, 10, 11, 12, 13, 14];
+  const splat = (param: number, local: number) => [...op.get(param), ...op.splat, ...op.set(local)];
+  return {
+    name: "dpmSecond",
+    params: [I32, I32, I32, I32, F32, F32, F32, F32, I32],
+    locals: [
+      [1, I32],
+      [5, V128],
+    ],
+    body: [
+      ...splat(ratio, rv),
+      ...splat(phi, pv),
+      ...splat(invR0, iv),
+      ...splat(d1Scale, dv),
+      ...loop(n, i, [
+        ...address(prev, i),
+        ...op.get(rv),
+        ...at(x, i),
+        ...op.fmul,
+        ...op.get(pv),
+        ...at(m0, i),
+        ...op.tee(m0v),
+        ...op.fmul,
+        ...op.fsub,
+        ...op.get(dv),
+        ...op.get(iv),
+        ...op.get(m0v),
+        ...at(m1, i),
+        ...op.fsub,
+        ...op.fmul,
+        ...op.fmul,
+        ...op.fadd,
+        ...op.store,
+      ]),
+    ],
+  };
+})();
+
 const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
 
 // rgbChannel(src, out, n): one channel plane of the VAE's output → every third byte from `out`:
@@ -306,6 +380,18 @@ interface Exports {
   weighted: (a: number, wa: number, b: number, wb: number, out: number, n: number) => void;
   divide: (x: number, d: number, out: number, n: number) => void;
   rgbChannel: (src: number, out: number, n: number) => void;
+  epsilonX0: (x: number, m: number, sqrtBeta: number, sqrtAlpha: number, out: number, n: number) => void;
+  dpmSecond: (
+    x: number,
+    m0: number,
+    m1: number,
+    prev: number,
+    ratio: number,
+    phi: number,
+    invR0: number,
+    d1Scale: number,
+    n: number,
+  ) => void;
   euler: (
     x: number,
     e: number,
@@ -374,6 +460,39 @@ export class SimdKernels {
     prev.set(heap.subarray(4 * n, 5 * n));
   }
 
+  /** x0 = (x − √β·ε) / √α, the coefficients float32 values. */
+  epsilonX0(
+    sample: Float32Array,
+    epsilon: Float32Array,
+    sqrtBeta: number,
+    sqrtAlpha: number,
+    x0: Float32Array,
+  ): void {
+    const n = x0.length;
+    const heap = this.heap(3 * n);
+    heap.set(sample, 0);
+    heap.set(epsilon, n);
+    this.exports.epsilonX0(0, 4 * n, sqrtBeta, sqrtAlpha, 8 * n, n);
+    x0.set(heap.subarray(2 * n, 3 * n));
+  }
+
+  /** DPM-Solver++(2M)'s second-order update into `prev`, the coefficients float32 values. */
+  dpmSecond(
+    sample: Float32Array,
+    x0: Float32Array,
+    m1: Float32Array,
+    k: { ratio: number; phi: number; invR0: number; d1Scale: number },
+    prev: Float32Array,
+  ): void {
+    const n = prev.length;
+    const heap = this.heap(4 * n);
+    heap.set(sample, 0);
+    heap.set(x0, n);
+    heap.set(m1, 2 * n);
+    this.exports.dpmSecond(0, 4 * n, 8 * n, 12 * n, k.ratio, k.phi, k.invR0, k.d1Scale, n);
+    prev.set(heap.subarray(3 * n, 4 * n));
+  }
+
   /** The VAE's [3, H, W] output (about −1..1) → interleaved RGB bytes, as the pipeline's toRgb computes them. */
   toRgb(chw: Float32Array, plane: number): Uint8Array {
     const heap = this.heap(3 * plane + Math.ceil((3 * plane) / 4));
@@ -392,7 +511,7 @@ export class SimdKernels {
 }
 
 function load(): SimdKernels | undefined {
-  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE, RGB_CHANNEL]);
+  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE, RGB_CHANNEL, EPSILON_X0, DPM_SECOND]);
   if (wasm === undefined || !wasm.validate(bytes)) return undefined;
   const instance = new wasm.Instance(new wasm.Module(bytes));
   return new SimdKernels(instance.exports as Exports);

@@ -1,3 +1,4 @@
+import { SIMD_KERNELS } from "../simd-kernels.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, sigmaTable } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
@@ -122,7 +123,10 @@ export class DpmSolverMultistepScheduler extends BaseScheduler {
         config.solver_type === "midpoint"
           ? -f32(0.5 * phi)
           : f32(t.alpha * f32(f32(f32(f32(Math.exp(-h)) - 1) / h) + 1));
-      secondOrderUpdate(sample, x0, m1, { ratio, phi, invR0, d1Scale }, prev);
+      const k = { ratio, phi, invR0, d1Scale };
+      // The coefficients are float32 values: the SIMD kernel gives the same bits.
+      if (SIMD_KERNELS && prev.length % 4 === 0) SIMD_KERNELS.dpmSecond(sample, x0, m1, k, prev);
+      else secondOrderUpdate(sample, x0, m1, k, prev);
     }
     if (this.lowerOrderNums < config.solver_order) this.lowerOrderNums++;
     this.previousX0 = x0;

@@ -44,8 +44,12 @@ export function ddpmPrediction(
   const n = x0.length;
   switch (kind) {
     case "epsilon":
-      for (let i = 0; i < n; i++)
-        x0[i] = f32((sample[i] as number) - f32(sqrtBeta * (model[i] as number))) / sqrtAlpha;
+      if (SIMD_KERNELS && n % 4 === 0 && f32(sqrtBeta) === sqrtBeta && f32(sqrtAlpha) === sqrtAlpha) {
+        SIMD_KERNELS.epsilonX0(sample, model, sqrtBeta, sqrtAlpha, x0);
+      } else {
+        for (let i = 0; i < n; i++)
+          x0[i] = f32((sample[i] as number) - f32(sqrtBeta * (model[i] as number))) / sqrtAlpha;
+      }
       eps?.set(model);
       break;
     case "sample":
