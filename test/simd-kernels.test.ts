@@ -108,6 +108,23 @@ describe("WebAssembly SIMD kernels", () => {
     expect(sameBits(prev, want)).toBe(0);
   });
 
+  it("plms4 and plmsUpdate: PNDM's combination and update, the same bits", () => {
+    const e4 = values(5, n);
+    const oneOver24 = f32(1 / 24);
+    const want = x.map((e1, i) => {
+      const a = f32(f32(55 * e1) - f32(59 * (e[i] as number)));
+      return oneOver24 * f32(f32(a + f32(37 * (noise[i] as number))) - f32(9 * (e4[i] as number)));
+    });
+    const got = new Float32Array(n);
+    kernels.plms4(x, e, noise, e4, got);
+    expect(sameBits(got, want)).toBe(0);
+    const k = { sampleCoeff: f32(1.0412), diff: f32(0.0377), denom: f32(0.1183) };
+    const wantPrev = x.map((v, i) => f32(k.sampleCoeff * v) - f32(f32(k.diff * (e[i] as number)) / k.denom));
+    const prev = new Float32Array(n);
+    kernels.plmsUpdate(x, e, k, prev);
+    expect(sameBits(prev, wantPrev)).toBe(0);
+  });
+
   it("euler (plain and ancestral): x0 and prev, the same bits", () => {
     const [sigma, dt, sigmaUp] = [f32(14.6146), f32(-0.7311), f32(0.5123)];
     for (const withNoise of [false, true]) {

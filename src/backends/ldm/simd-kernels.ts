@@ -29,6 +29,7 @@ const name = (text: string): number[] => [...uleb(text.length), ...new TextEncod
 const I32 = 0x7f;
 const F32 = 0x7d;
 const V128 = 0x7b;
+const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
 /** memarg of the vector loads and stores: 4-byte alignment (a Float32Array's), offset 0. */
 const MEMARG = [0x02, 0x00];
 const simd = (opcode: number): number[] => [0xfd, ...uleb(opcode)];
@@ -283,7 +284,73 @@ const DPM_SECOND: Kernel = (() => {
   };
 })();
 
-const f32Const = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
+// plms4(e1, e2, e3, e4, out, n): PLMS's four-output combination, (55·e1 − 59·e2 + 37·e3 − 9·e4) · f32(1/24), in the
+// order diffusers writes it.
+const PLMS4: Kernel = (() => {
+  const [e1, e2, e3, e4, out, n, i] = [0, 1, 2, 3, 4, 5, 6];
+  const times = (constant: number, param: number) => [
+    ...f32Const(constant),
+    ...op.splat,
+    ...at(param, i),
+    ...op.fmul,
+  ];
+  return {
+    name: "plms4",
+    params: [I32, I32, I32, I32, I32, I32],
+    locals: [[1, I32]],
+    body: loop(n, i, [
+      ...address(out, i),
+      ...f32Const(Math.fround(1 / 24)),
+      ...op.splat,
+      ...times(55, e1),
+      ...times(59, e2),
+      ...op.fsub,
+      ...times(37, e3),
+      ...op.fadd,
+      ...times(9, e4),
+      ...op.fsub,
+      ...op.fmul,
+      ...op.store,
+    ]),
+  };
+})();
+
+// plmsUpdate(x, eps, sampleCoeff, diff, denom, prev, n): prev = sampleCoeff·x − (diff·ε)/denom.
+const PLMS_UPDATE: Kernel = (() => {
+  const [x, eps, sc, diff, denom, prev, n, i, scv, dv, denv] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10];
+  return {
+    name: "plmsUpdate",
+    params: [I32, I32, F32, F32, F32, I32, I32],
+    locals: [
+      [1, I32],
+      [3, V128],
+    ],
+    body: [
+      ...op.get(sc),
+      ...op.splat,
+      ...op.set(scv),
+      ...op.get(diff),
+      ...op.splat,
+      ...op.set(dv),
+      ...op.get(denom),
+      ...op.splat,
+      ...op.set(denv),
+      ...loop(n, i, [
+        ...address(prev, i),
+        ...op.get(scv),
+        ...at(x, i),
+        ...op.fmul,
+        ...op.get(dv),
+        ...at(eps, i),
+        ...op.fmul,
+        ...op.get(denv),
+        ...op.fdiv,
+        ...op.fsub,
+        ...op.store,
+      ]),
+    ],
+  };
+})();
 
 // rgbChannel(src, out, n): one channel plane of the VAE's output → every third byte from `out`:
 // round-half-even(min(((x·0.5) + 0.5)·255, 255)), truncated with saturation (negatives and NaN to 0), which is what
@@ -381,6 +448,16 @@ interface Exports {
   divide: (x: number, d: number, out: number, n: number) => void;
   rgbChannel: (src: number, out: number, n: number) => void;
   epsilonX0: (x: number, m: number, sqrtBeta: number, sqrtAlpha: number, out: number, n: number) => void;
+  plms4: (e1: number, e2: number, e3: number, e4: number, out: number, n: number) => void;
+  plmsUpdate: (
+    x: number,
+    eps: number,
+    sc: number,
+    diff: number,
+    denom: number,
+    prev: number,
+    n: number,
+  ) => void;
   dpmSecond: (
     x: number,
     m0: number,
@@ -476,6 +553,33 @@ export class SimdKernels {
     x0.set(heap.subarray(2 * n, 3 * n));
   }
 
+  /** PLMS's combination of its last four outputs (newest first: e1 … e4) into `out`. */
+  plms4(e1: Float32Array, e2: Float32Array, e3: Float32Array, e4: Float32Array, out: Float32Array): void {
+    const n = out.length;
+    const heap = this.heap(5 * n);
+    heap.set(e1, 0);
+    heap.set(e2, n);
+    heap.set(e3, 2 * n);
+    heap.set(e4, 3 * n);
+    this.exports.plms4(0, 4 * n, 8 * n, 12 * n, 16 * n, n);
+    out.set(heap.subarray(4 * n, 5 * n));
+  }
+
+  /** PNDM's prev = sampleCoeff·x − (diff·ε)/denom, the coefficients float32 values. */
+  plmsUpdate(
+    sample: Float32Array,
+    eps: Float32Array,
+    k: { sampleCoeff: number; diff: number; denom: number },
+    prev: Float32Array,
+  ): void {
+    const n = prev.length;
+    const heap = this.heap(3 * n);
+    heap.set(sample, 0);
+    heap.set(eps, n);
+    this.exports.plmsUpdate(0, 4 * n, k.sampleCoeff, k.diff, k.denom, 8 * n, n);
+    prev.set(heap.subarray(2 * n, 3 * n));
+  }
+
   /** DPM-Solver++(2M)'s second-order update into `prev`, the coefficients float32 values. */
   dpmSecond(
     sample: Float32Array,
@@ -511,7 +615,17 @@ export class SimdKernels {
 }
 
 function load(): SimdKernels | undefined {
-  const bytes = assemble([GUIDE, EULER, WEIGHTED, DIVIDE, RGB_CHANNEL, EPSILON_X0, DPM_SECOND]);
+  const bytes = assemble([
+    GUIDE,
+    EULER,
+    WEIGHTED,
+    DIVIDE,
+    RGB_CHANNEL,
+    EPSILON_X0,
+    DPM_SECOND,
+    PLMS4,
+    PLMS_UPDATE,
+  ]);
   if (wasm === undefined || !wasm.validate(bytes)) return undefined;
   const instance = new wasm.Instance(new wasm.Module(bytes));
   return new SimdKernels(instance.exports as Exports);

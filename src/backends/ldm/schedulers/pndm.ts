@@ -1,4 +1,5 @@
 import { EaselError } from "../../../core/errors.ts";
+import { SIMD_KERNELS } from "../simd-kernels.ts";
 import type { TorchGenerator } from "../torch-random.ts";
 import { BaseScheduler, spacedTimesteps } from "./base.ts";
 import type { SchedulerConfig } from "./config.ts";
@@ -136,6 +137,11 @@ function plmsUpdate(
   denom: number,
   prev: Float32Array,
 ): void {
+  // The coefficients are float32 values: the SIMD kernel gives the same bits.
+  if (SIMD_KERNELS && prev.length % 4 === 0) {
+    SIMD_KERNELS.plmsUpdate(sample, eps, { sampleCoeff, diff, denom }, prev);
+    return;
+  }
   for (let i = 0; i < prev.length; i++) {
     prev[i] = f32(sampleCoeff * (sample[i] as number)) - f32(f32(diff * (eps[i] as number)) / denom);
   }
@@ -160,6 +166,10 @@ function plmsCombination(e: readonly Float32Array[], out: Float32Array): Float32
   } else {
     const e3 = e[k - 3] as Float32Array;
     const e4 = e[k - 4] as Float32Array;
+    if (SIMD_KERNELS && n % 4 === 0) {
+      SIMD_KERNELS.plms4(e1, e2, e3, e4, out);
+      return out;
+    }
     const oneOver24 = f32(1 / 24);
     for (let i = 0; i < n; i++) {
       const a = f32(f32(55 * (e1[i] as number)) - f32(59 * (e2[i] as number)));
