@@ -36,24 +36,31 @@ const REQUEST: GenerationRequest = {
   requester: { platform: "discord", workspaceId: "g", channelId: "c", userId: "u" },
 };
 
+/** The real supervisor, noting each job's time inside onnxruntime (the worker's own figure) as it passes. */
+class SessionTimedSupervisor extends LdmWorkerSupervisor {
+  readonly sessionMs: number[] = [];
+
+  override async generate(...args: Parameters<LdmWorkerSupervisor["generate"]>): Promise<GenerateResult> {
+    const result = await super.generate(...args);
+    this.sessionMs.push(result.timings.sessionMs);
+    return result;
+  }
+}
+
 export async function benchBotPipeline(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "easel-bench-bot-"));
-  const worker = new LdmWorkerSupervisor({ modelsDir: join(dir, "models"), model: "bench", device: "cpu" });
+  const worker = new SessionTimedSupervisor({
+    modelsDir: join(dir, "models"),
+    model: "bench",
+    device: "cpu",
+  });
+  const sessions = worker.sessionMs;
   const store = Store.open(join(dir, "data"));
   try {
     await writeTinyModel(join(dir, "models", "bench"), TINY_MODEL_VARIANTS.bench, CLIP_BPE_DIR);
-    // The worker's own figure for each job: the bench reads it, the path is the bot's.
-    const sessions: number[] = [];
-    const supervisor = {
-      generate: async (...args: Parameters<LdmWorkerSupervisor["generate"]>): Promise<GenerateResult> => {
-        const result = await worker.generate(...args);
-        sessions.push(result.timings.sessionMs);
-        return result;
-      },
-    } as LdmWorkerSupervisor;
     const engine = new Engine({
       store: new SqliteEngineStore(store),
-      backends: { ldm: new LdmBackend(() => supervisor) },
+      backends: { ldm: new LdmBackend(() => worker) },
       encoder: encodeJobImages,
       loadImage: async () => {
         throw new Error("no init images in this benchmark");

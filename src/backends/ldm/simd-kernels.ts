@@ -63,6 +63,13 @@ function loop(nParam: number, iLocal: number, body: number[]): number[] {
   return [0x02, 0x40, 0x03, 0x40, ...exit, ...body, ...next, 0x0c, 0, 0x0b, 0x0b];
 }
 
+/** Parameter `param` (an f32) in all four lanes of local `local`. */
+const splatInto = (param: number, local: number): number[] => [
+  ...op.get(param),
+  ...op.splat,
+  ...op.set(local),
+];
+
 /** The vector at byte offset i of the array whose address is parameter `base`. */
 const at = (base: number, i: number): number[] => [...op.get(base), ...op.get(i), ...op.add, ...op.load];
 /** The address of byte offset i of the array whose address is parameter `base` (a store's first operand). */
@@ -79,9 +86,7 @@ const GUIDE: Kernel = (() => {
       [2, V128],
     ],
     body: [
-      ...op.get(g),
-      ...op.splat,
-      ...op.set(gv),
+      ...splatInto(g, gv),
       ...loop(n, i, [
         ...address(out, i),
         ...at(u, i),
@@ -138,15 +143,9 @@ const EULER: Kernel = (() => {
       [5, V128],
     ],
     body: [
-      ...op.get(sigma),
-      ...op.splat,
-      ...op.set(sv),
-      ...op.get(dt),
-      ...op.splat,
-      ...op.set(dtv),
-      ...op.get(sigmaUp),
-      ...op.splat,
-      ...op.set(upv),
+      ...splatInto(sigma, sv),
+      ...splatInto(dt, dtv),
+      ...splatInto(sigmaUp, upv),
       // if (ancestral) { loop with noise } else { loop without }
       ...op.get(ancestral),
       0x04,
@@ -170,12 +169,8 @@ const WEIGHTED: Kernel = (() => {
       [2, V128],
     ],
     body: [
-      ...op.get(wa),
-      ...op.splat,
-      ...op.set(wav),
-      ...op.get(wb),
-      ...op.splat,
-      ...op.set(wbv),
+      ...splatInto(wa, wav),
+      ...splatInto(wb, wbv),
       ...loop(n, i, [
         ...address(out, i),
         ...op.get(wav),
@@ -202,9 +197,7 @@ const DIVIDE: Kernel = (() => {
       [1, V128],
     ],
     body: [
-      ...op.get(d),
-      ...op.splat,
-      ...op.set(dv),
+      ...splatInto(d, dv),
       ...loop(n, i, [...address(out, i), ...at(x, i), ...op.get(dv), ...op.fdiv, ...op.store]),
     ],
   };
@@ -221,12 +214,8 @@ const EPSILON_X0: Kernel = (() => {
       [2, V128],
     ],
     body: [
-      ...op.get(sb),
-      ...op.splat,
-      ...op.set(sbv),
-      ...op.get(sa),
-      ...op.splat,
-      ...op.set(sav),
+      ...splatInto(sb, sbv),
+      ...splatInto(sa, sav),
       ...loop(n, i, [
         ...address(out, i),
         ...at(x, i),
@@ -247,7 +236,6 @@ const EPSILON_X0: Kernel = (() => {
 const DPM_SECOND: Kernel = (() => {
   const [x, m0, m1, prev, ratio, phi, invR0, d1Scale, n] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const [i, rv, pv, iv, dv, m0v] = [9, 10, 11, 12, 13, 14];
-  const splat = (param: number, local: number) => [...op.get(param), ...op.splat, ...op.set(local)];
   return {
     name: "dpmSecond",
     params: [I32, I32, I32, I32, F32, F32, F32, F32, I32],
@@ -256,10 +244,10 @@ const DPM_SECOND: Kernel = (() => {
       [5, V128],
     ],
     body: [
-      ...splat(ratio, rv),
-      ...splat(phi, pv),
-      ...splat(invR0, iv),
-      ...splat(d1Scale, dv),
+      ...splatInto(ratio, rv),
+      ...splatInto(phi, pv),
+      ...splatInto(invR0, iv),
+      ...splatInto(d1Scale, dv),
       ...loop(n, i, [
         ...address(prev, i),
         ...op.get(rv),
@@ -326,15 +314,9 @@ const PLMS_UPDATE: Kernel = (() => {
       [3, V128],
     ],
     body: [
-      ...op.get(sc),
-      ...op.splat,
-      ...op.set(scv),
-      ...op.get(diff),
-      ...op.splat,
-      ...op.set(dv),
-      ...op.get(denom),
-      ...op.splat,
-      ...op.set(denv),
+      ...splatInto(sc, scv),
+      ...splatInto(diff, dv),
+      ...splatInto(denom, denv),
       ...loop(n, i, [
         ...address(prev, i),
         ...op.get(scv),
@@ -489,31 +471,17 @@ export class SimdKernels {
 
   /** out = u + g·(c − u), g a float32 value. */
   guide(uncond: Float32Array, cond: Float32Array, guidance: number, out: Float32Array): void {
-    const n = out.length;
-    const heap = this.heap(3 * n);
-    heap.set(uncond, 0);
-    heap.set(cond, n);
-    this.exports.guide(0, 4 * n, guidance, 8 * n, n);
-    out.set(heap.subarray(2 * n, 3 * n));
+    this.run([uncond, cond], [out], (at, n) => this.exports.guide(at(0), at(1), guidance, at(2), n));
   }
 
   /** out = wa·a + wb·b, the weights float32 values. `out` may be `a` or `b`. */
   weightedSum(a: Float32Array, wa: number, b: Float32Array, wb: number, out: Float32Array): void {
-    const n = out.length;
-    const heap = this.heap(3 * n);
-    heap.set(a, 0);
-    heap.set(b, n);
-    this.exports.weighted(0, wa, 4 * n, wb, 8 * n, n);
-    out.set(heap.subarray(2 * n, 3 * n));
+    this.run([a, b], [out], (at, n) => this.exports.weighted(at(0), wa, at(1), wb, at(2), n));
   }
 
   /** out = x / d, d a float32 value. */
   divide(values: Float32Array, divisor: number, out: Float32Array): void {
-    const n = out.length;
-    const heap = this.heap(2 * n);
-    heap.set(values, 0);
-    this.exports.divide(0, divisor, 4 * n, n);
-    out.set(heap.subarray(n, 2 * n));
+    this.run([values], [out], (at, n) => this.exports.divide(at(0), divisor, at(1), n));
   }
 
   /**
@@ -527,14 +495,9 @@ export class SimdKernels {
     prev: Float32Array,
     k: { sigma: number; dt: number; noise: Float32Array | undefined; sigmaUp: number },
   ): void {
-    const n = prev.length;
-    const heap = this.heap(5 * n);
-    heap.set(sample, 0);
-    heap.set(epsilon, n);
-    if (k.noise) heap.set(k.noise, 2 * n);
-    this.exports.euler(0, 4 * n, 8 * n, 12 * n, 16 * n, k.sigma, k.dt, k.sigmaUp, n, k.noise ? 1 : 0);
-    x0.set(heap.subarray(3 * n, 4 * n));
-    prev.set(heap.subarray(4 * n, 5 * n));
+    this.run([sample, epsilon, k.noise], [x0, prev], (at, n) =>
+      this.exports.euler(at(0), at(1), at(2), at(3), at(4), k.sigma, k.dt, k.sigmaUp, n, k.noise ? 1 : 0),
+    );
   }
 
   /** x0 = (x − √β·ε) / √α, the coefficients float32 values. */
@@ -545,24 +508,14 @@ export class SimdKernels {
     sqrtAlpha: number,
     x0: Float32Array,
   ): void {
-    const n = x0.length;
-    const heap = this.heap(3 * n);
-    heap.set(sample, 0);
-    heap.set(epsilon, n);
-    this.exports.epsilonX0(0, 4 * n, sqrtBeta, sqrtAlpha, 8 * n, n);
-    x0.set(heap.subarray(2 * n, 3 * n));
+    this.run([sample, epsilon], [x0], (at, n) =>
+      this.exports.epsilonX0(at(0), at(1), sqrtBeta, sqrtAlpha, at(2), n),
+    );
   }
 
   /** PLMS's combination of its last four outputs (newest first: e1 … e4) into `out`. */
   plms4(e1: Float32Array, e2: Float32Array, e3: Float32Array, e4: Float32Array, out: Float32Array): void {
-    const n = out.length;
-    const heap = this.heap(5 * n);
-    heap.set(e1, 0);
-    heap.set(e2, n);
-    heap.set(e3, 2 * n);
-    heap.set(e4, 3 * n);
-    this.exports.plms4(0, 4 * n, 8 * n, 12 * n, 16 * n, n);
-    out.set(heap.subarray(4 * n, 5 * n));
+    this.run([e1, e2, e3, e4], [out], (at, n) => this.exports.plms4(at(0), at(1), at(2), at(3), at(4), n));
   }
 
   /** PNDM's prev = sampleCoeff·x − (diff·ε)/denom, the coefficients float32 values. */
@@ -572,12 +525,9 @@ export class SimdKernels {
     k: { sampleCoeff: number; diff: number; denom: number },
     prev: Float32Array,
   ): void {
-    const n = prev.length;
-    const heap = this.heap(3 * n);
-    heap.set(sample, 0);
-    heap.set(eps, n);
-    this.exports.plmsUpdate(0, 4 * n, k.sampleCoeff, k.diff, k.denom, 8 * n, n);
-    prev.set(heap.subarray(2 * n, 3 * n));
+    this.run([sample, eps], [prev], (at, n) =>
+      this.exports.plmsUpdate(at(0), at(1), k.sampleCoeff, k.diff, k.denom, at(2), n),
+    );
   }
 
   /** DPM-Solver++(2M)'s second-order update into `prev`, the coefficients float32 values. */
@@ -588,13 +538,9 @@ export class SimdKernels {
     k: { ratio: number; phi: number; invR0: number; d1Scale: number },
     prev: Float32Array,
   ): void {
-    const n = prev.length;
-    const heap = this.heap(4 * n);
-    heap.set(sample, 0);
-    heap.set(x0, n);
-    heap.set(m1, 2 * n);
-    this.exports.dpmSecond(0, 4 * n, 8 * n, 12 * n, k.ratio, k.phi, k.invR0, k.d1Scale, n);
-    prev.set(heap.subarray(3 * n, 4 * n));
+    this.run([sample, x0, m1], [prev], (at, n) =>
+      this.exports.dpmSecond(at(0), at(1), at(2), at(3), k.ratio, k.phi, k.invR0, k.d1Scale, n),
+    );
   }
 
   /** The VAE's [3, H, W] output (about −1..1) → interleaved RGB bytes, as the pipeline's toRgb computes them. */
@@ -603,6 +549,27 @@ export class SimdKernels {
     heap.set(chw, 0);
     for (let c = 0; c < 3; c++) this.exports.rgbChannel(4 * c * plane, 12 * plane + c, plane);
     return new Uint8Array(heap.buffer, 12 * plane, 3 * plane).slice();
+  }
+
+  /**
+   * One kernel call over arrays of one length n: the inputs copied into the module's memory one after another (an
+   * undefined one only keeps its slot), the outputs' slots after them; `kernel` gets each slot's byte address
+   * (`at(slot)`) and n, then the outputs are copied back.
+   */
+  private run(
+    inputs: readonly (Float32Array | undefined)[],
+    outputs: readonly Float32Array[],
+    kernel: (at: (slot: number) => number, n: number) => void,
+  ): void {
+    const n = (outputs[0] as Float32Array).length;
+    const slots = inputs.length + outputs.length;
+    const heap = this.heap(slots * n);
+    for (const [slot, input] of inputs.entries()) if (input) heap.set(input, slot * n);
+    kernel((slot) => 4 * slot * n, n);
+    for (const [j, output] of outputs.entries()) {
+      const slot = inputs.length + j;
+      output.set(heap.subarray(slot * n, (slot + 1) * n));
+    }
   }
 
   /** A view of the module's memory with room for `floats` values (growing it detaches earlier views). */

@@ -13,8 +13,9 @@ import type { FromWorker, ToWorker } from "./worker-protocol.ts";
  * Started by LdmWorkerSupervisor with `fork`; talks only through IPC messages.
  */
 
-function send(message: FromWorker): void {
-  process.send?.(message);
+/** Sends a message to the bot; `sent` is called once it has left this process. */
+function send(message: FromWorker, sent?: () => void): void {
+  process.send?.(message, undefined, {}, sent);
 }
 
 function sendError(id: number | null, err: unknown): void {
@@ -76,8 +77,7 @@ async function handle(message: ToWorker): Promise<void> {
         const id = message.id;
         const previews = new PreviewSender(
           (progress) => send({ type: "progress", id, progress }),
-          (progress, sent) =>
-            process.send?.({ type: "progress", id, progress } satisfies FromWorker, undefined, {}, sent),
+          (progress, sent) => send({ type: "progress", id, progress }, sent),
         );
         const result = await generate(loaded, message.params, {
           signal: controller.signal,
