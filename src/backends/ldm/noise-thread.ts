@@ -1,5 +1,14 @@
 import { fileURLToPath } from "node:url";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, type MessagePort, Worker } from "node:worker_threads";
+import {
+  DONE,
+  IDLE,
+  type NoiseDoorbell,
+  type NoiseRegistration,
+  type NoiseRequest,
+  REQUESTED,
+  RING_SIZE,
+} from "./noise-protocol.ts";
 import { STATE_WORDS, TorchGenerator } from "./torch-random.ts";
 
 /**
@@ -13,27 +22,14 @@ import { STATE_WORDS, TorchGenerator } from "./torch-random.ts";
  * thread that is not (yet) running just draws here.
  */
 
-/** One generator's request to the noise thread, in shared memory. */
-export interface NoiseRequest {
-  /** Int32 [status]: 0 idle, 1 requested, 2 done. */
-  control: SharedArrayBuffer;
-  /** The generator's state (STATE_WORDS uint32), before the draw and, once done, after it. */
-  words: SharedArrayBuffer;
-  /** Float64 [has cached normal, its value]. */
-  normal: SharedArrayBuffer;
-  /** float32 × n: the draw. */
-  out: SharedArrayBuffer;
-}
-
-const IDLE = 0;
-const REQUESTED = 1;
-/** A request the thread has not answered in this long means the thread is gone: draw here from then on. */
-const WAIT_LIMIT_MS = 5_000;
-
 interface NoiseThread {
   worker: Worker | undefined;
   ready: boolean;
   failed: boolean;
+  port: MessagePort | undefined;
+  bell: Int32Array;
+  ring: Int32Array;
+  nextId: number;
 }
 
 /** The process's noise thread, started on first use; `ready` once its code runs. */
@@ -41,9 +37,21 @@ let thread: NoiseThread | undefined;
 
 function noiseThread(): NoiseThread {
   if (thread === undefined) {
-    const state: NoiseThread = { worker: undefined, ready: false, failed: false };
+    const doorbell: NoiseDoorbell = {
+      bell: new SharedArrayBuffer(8),
+      ring: new SharedArrayBuffer(4 * RING_SIZE),
+    };
+    const state: NoiseThread = {
+      worker: undefined,
+      ready: false,
+      failed: false,
+      port: undefined,
+      bell: new Int32Array(doorbell.bell),
+      ring: new Int32Array(doorbell.ring),
+      nextId: 1,
+    };
     thread = state;
-    startThread(state).catch(() => {
+    startThread(state, doorbell).catch(() => {
       state.failed = true;
     });
   }
@@ -55,7 +63,7 @@ function noiseThread(): NoiseThread {
  * thread cannot load TypeScript through tsx's loader on Node 20. Built in the background; until it runs, draws
  * are made here.
  */
-async function startThread(state: NoiseThread): Promise<void> {
+async function startThread(state: NoiseThread, doorbell: NoiseDoorbell): Promise<void> {
   const { build, stop } = await import("esbuild");
   const bundled = await build({
     entryPoints: [fileURLToPath(new URL("./noise-thread-worker.ts", import.meta.url))],
@@ -70,7 +78,15 @@ async function startThread(state: NoiseThread): Promise<void> {
   await stop();
   const code = bundled.outputFiles[0]?.text;
   if (code === undefined) throw new Error("esbuild produced no noise thread");
-  const worker = new Worker(code, { eval: true });
+  const { port1, port2 } = new MessageChannel();
+  const worker = new Worker(code, {
+    eval: true,
+    workerData: { doorbell, port: port2 },
+    transferList: [port2],
+  });
+  // Only ever read by the thread itself (receiveMessageOnPort): it must not keep this process alive.
+  port1.unref();
+  state.port = port1;
   worker.on("message", (message) => {
     if (message === "ready") state.ready = true;
   });
@@ -98,6 +114,11 @@ export function noiseThreadReady(): boolean {
   return thread?.ready === true && !thread.failed;
 }
 
+/** Drops a collected generator's buffers from the thread. */
+const registrations = new FinalizationRegistry<number>((id) => {
+  if (thread?.failed === false) thread.port?.postMessage({ drop: id } satisfies NoiseRegistration);
+});
+
 /** A TorchGenerator whose draws of `n` values are made ahead on the noise thread (see above). */
 export class PrefetchingGenerator extends TorchGenerator {
   private readonly request: NoiseRequest;
@@ -107,6 +128,8 @@ export class PrefetchingGenerator extends TorchGenerator {
   private readonly drawn: Float32Array;
   /** Whether the request in shared memory continues this generator's current state. */
   private pending = false;
+  /** The id the thread knows this generator's buffers by, once registered. */
+  private id: number | undefined;
   /** Draws served by the noise thread so far (the others were made here). */
   drawsAhead = 0;
 
@@ -155,15 +178,17 @@ export class PrefetchingGenerator extends TorchGenerator {
       this.pending = false;
       return super.randnInto(out);
     }
-    if (this.pending && this.settled()) {
-      this.pending = false;
+    if (this.pending && Atomics.load(this.control, 0) === DONE) {
+      Atomics.store(this.control, 0, IDLE);
       out.set(this.drawn);
       super.loadState(this.words, this.normal);
       this.drawsAhead += 1;
     } else {
-      this.pending = false;
+      // Not drawn yet (onnxruntime's threads had the cores): drawing here costs no more than waiting would,
+      // often less. The thread's late answer is discarded by the next prefetch.
       super.randnInto(out);
     }
+    this.pending = false;
     if (this.ahead === "every draw") this.prefetch();
     return out;
   }
@@ -171,22 +196,30 @@ export class PrefetchingGenerator extends TorchGenerator {
   /** Hands the current state to the noise thread for the next draw of n values, when the thread is up. */
   private prefetch(): void {
     const t = thread;
-    if (t === undefined || !t.ready || t.failed || t.worker === undefined || !this.settled()) return;
+    if (t === undefined || !t.ready || t.failed || t.port === undefined) return;
+    const status = Atomics.load(this.control, 0);
+    // Still drawing a draw that was not waited for: this one is made here, not queued behind it.
+    if (status === REQUESTED) return;
+    const rung = t.bell[0] as number;
+    // Every generator has at most one request in flight; a full ring (never in practice) draws here.
+    if (rung - Atomics.load(t.bell, 1) >= RING_SIZE) return;
+    if (this.id === undefined) {
+      this.id = t.nextId++;
+      t.port.postMessage({ id: this.id, request: this.request } satisfies NoiseRegistration);
+      registrations.register(this, this.id);
+    }
     this.saveState(this.words, this.normal);
     Atomics.store(this.control, 0, REQUESTED);
-    t.worker.postMessage(this.request);
+    t.ring[rung % RING_SIZE] = this.id;
+    Atomics.store(t.bell, 0, rung + 1);
+    Atomics.notify(t.bell, 0);
     this.pending = true;
   }
 
-  /** Waits for the request in flight, if any; false when the thread did not answer (it is then given up). */
-  private settled(): boolean {
-    if (Atomics.load(this.control, 0) === IDLE) return true;
-    const answer = Atomics.wait(this.control, 0, REQUESTED, WAIT_LIMIT_MS);
-    if (answer === "timed-out") {
-      if (thread) thread.failed = true;
-      return false;
-    }
-    Atomics.store(this.control, 0, IDLE);
-    return true;
+  /** Resolves once the draw made ahead, if one is on its way, is there to take (in the pipeline a UNet run gives it this time). */
+  async drawnAhead(): Promise<void> {
+    if (!this.pending) return;
+    const wait = Atomics.waitAsync(this.control, 0, REQUESTED);
+    if (wait.async) await wait.value;
   }
 }

@@ -9,7 +9,11 @@ import { SIMD_KERNELS } from "../simd-kernels.ts";
 
 const f32 = Math.fround;
 
-/** out = f32(wa · a) + f32(wb · b), rounded as stored. `out` may be `a` or `b`. */
+/**
+ * out = f32(wa · a) + f32(wb · b), rounded as stored. `out` may be `a` or `b`. With float32 weights the SIMD kernel
+ * gives the same bits: a product of two float32 values is exact in a double, and a double sum of two float32 values
+ * rounded to float32 is the float32 sum (53 ≥ 2·24 + 2 bits makes the double rounding harmless).
+ */
 export function weightedSum(
   a: Float32Array,
   wa: number,
@@ -17,6 +21,10 @@ export function weightedSum(
   wb: number,
   out: Float32Array,
 ): void {
+  if (SIMD_KERNELS && out.length % 4 === 0 && f32(wa) === wa && f32(wb) === wb) {
+    SIMD_KERNELS.weightedSum(a, wa, b, wb, out);
+    return;
+  }
   for (let i = 0; i < out.length; i++) out[i] = f32(wa * (a[i] as number)) + f32(wb * (b[i] as number));
 }
 
