@@ -12,8 +12,9 @@ import { escapeControlCharacters } from "../core/parameters.ts";
  * The PNG is written here, not by sharp: sharp (libspng) without adaptive filtering took 18–25 ms for a 512²
  * render and, filtering nothing, made files twice the size; with adaptive filtering it was slower still. Here each
  * row gets the Up filter (a render's rows are alike, so the differences are small numbers) and node's zlib
- * compresses them with its run-length strategy: 4–6 ms for 512², and files as small as sharp's best (smaller
- * for smooth images). The compression runs on libuv's thread pool, off the event loop.
+ * compresses them with its run-length strategy: about 6 ms for a smooth 512² image, and files as small as
+ * sharp's best (smaller for smooth images). Noise-like pixels that do not compress still take 10–20 ms. The
+ * compression runs on libuv's thread pool, off the event loop.
  */
 const deflateAsync = promisify(deflate);
 
